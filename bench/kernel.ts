@@ -1,0 +1,125 @@
+// Micro-benchmark of the WASM kernel against the plain TypeScript reference, in one process:
+// rows/s per model and batch size. `bun bench/kernel.ts` prints a table; `runKernelBench` returns data.
+import { join } from 'node:path'
+import { type CompiledNet, type DenseLayer, Kernel, type MlpModel, mlpLayers } from '../src/inference/kernel.ts'
+import { compileReference } from '../src/inference/reference.ts'
+
+/**
+ * Where a batch's inputs come from: `rows` copies number[][] row by row (what a parsed JSON request
+ * holds); `packed` copies one ready Float64Array, so the time is almost all arithmetic.
+ */
+export type InputSource = 'rows' | 'packed'
+
+export interface KernelBenchOptions {
+  batches?: number[]
+  inputs?: InputSource[]
+  /** Measured time per case and implementation, after warm-up. */
+  seconds?: number
+  warmupSeconds?: number
+}
+
+export interface KernelBenchResult {
+  model: string
+  batch: number
+  input: InputSource
+  kernelRowsPerSec: number
+  typescriptRowsPerSec: number
+  /** kernel / typescript */
+  speedup: number
+}
+
+interface BenchModel {
+  name: string
+  layers: DenseLayer[]
+}
+
+/** mulberry32, so every run benchmarks the same numbers. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+async function benchModels(): Promise<BenchModel[]> {
+  const mlp: MlpModel = await Bun.file(join(import.meta.dir, '../test/fixtures/models/diabetes-mlp.json')).json()
+  const rand = prng(256)
+  const linear: DenseLayer = {
+    weights: Array.from({ length: 256 }, () => [rand() * 2 - 1]),
+    bias: [0.5],
+    activation: 'identity',
+  }
+  return [
+    { name: 'diabetes-mlp (10→32→16→1)', layers: mlpLayers(mlp) },
+    { name: 'linear-256', layers: [linear] },
+  ]
+}
+
+/** Batches per second of `run` over `seconds`, after `warmup` seconds of the same calls. */
+function measure(run: () => void, seconds: number, warmup: number): number {
+  const until = (s: number) => Bun.nanoseconds() + s * 1e9
+  for (const end = until(warmup); Bun.nanoseconds() < end;) run()
+  const start = Bun.nanoseconds()
+  let calls = 0
+  for (const end = until(seconds); Bun.nanoseconds() < end; calls++) run()
+  return calls / ((Bun.nanoseconds() - start) / 1e9)
+}
+
+function largestRelativeError(a: Float64Array, b: Float64Array): number {
+  let worst = 0
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), 1e-300))
+  return worst
+}
+
+export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<KernelBenchResult[]> {
+  const { batches = [1, 100, 10_000], inputs = ['rows', 'packed'], seconds = 0.5, warmupSeconds = 0.1 } = opts
+  const kernel = await Kernel.load()
+  const results: KernelBenchResult[] = []
+  for (const model of await benchModels()) {
+    const nets: [CompiledNet, CompiledNet] = [kernel.compile(model.layers), compileReference(model.layers)]
+    const nIn = nets[0].nIn
+    const rand = prng(nIn)
+    for (const batch of batches) {
+      const rows = Array.from({ length: batch }, () => Array.from({ length: nIn }, () => rand() * 4 - 2))
+      const packed = Float64Array.from(rows.flat())
+      for (const input of inputs) {
+        const fill = input === 'rows'
+          ? (x: Float64Array) => {
+              for (let r = 0; r < batch; r++) x.set(rows[r]!, r * nIn)
+            }
+          : (x: Float64Array) => x.set(packed)
+        // Benchmarking wrong code is worse than no benchmark.
+        const error = largestRelativeError(nets[0].run(batch, fill), nets[1].run(batch, fill))
+        if (error > 1e-9) throw new Error(`${model.name}: kernel and reference differ by ${error} (relative)`)
+        const [kernelRate, typescriptRate] = nets.map((net) => batch * measure(() => net.run(batch, fill), seconds, warmupSeconds)) as [number, number]
+        results.push({
+          model: model.name,
+          batch,
+          input,
+          kernelRowsPerSec: kernelRate,
+          typescriptRowsPerSec: typescriptRate,
+          speedup: kernelRate / typescriptRate,
+        })
+      }
+    }
+    kernel.release(nets[0])
+  }
+  return results
+}
+
+if (import.meta.main) {
+  const results = await runKernelBench()
+  const rate = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`)
+  console.table(results.map((r) => ({
+    model: r.model,
+    batch: r.batch,
+    input: r.input,
+    'kernel rows/s': rate(r.kernelRowsPerSec),
+    'typescript rows/s': rate(r.typescriptRowsPerSec),
+    speedup: `${r.speedup.toFixed(2)}x`,
+  })))
+}

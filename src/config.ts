@@ -1,0 +1,92 @@
+// Every environment variable the service reads, parsed and validated once at start.
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+
+export interface RateLimit {
+  rate: number
+  burst: number
+}
+
+export interface Config {
+  port: number
+  host: string
+  databaseUrl: string
+  redisUrl: string | null
+  modelsDir: string
+  simulator: boolean
+  logLevel: LogLevel
+  rateLimit: RateLimit | null
+  /** Largest request body accepted, in bytes. */
+  bodyLimit: number
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+type Env = Record<string, string | undefined>
+
+function pick(env: Env, name: string, fallback: string): string {
+  const value = env[name]
+  return value === undefined || value === '' ? fallback : value
+}
+
+function fail(name: string, value: string, expected: string): never {
+  throw new ConfigError(`${name}=${JSON.stringify(value)} is invalid: expected ${expected}`)
+}
+
+function parsePort(env: Env): number {
+  const raw = pick(env, 'PORT', '3000')
+  const port = Number(raw)
+  if (!/^\d+$/.test(raw) || port > 65535) fail('PORT', raw, 'an integer from 0 to 65535')
+  return port
+}
+
+function parseDatabaseUrl(env: Env): string {
+  const raw = pick(env, 'DATABASE_URL', 'sqlite:data/app.sqlite')
+  if (/^sqlite:.+/.test(raw) || /^postgres(ql)?:\/\/.+/.test(raw)) return raw
+  return fail('DATABASE_URL', raw, 'sqlite:PATH or postgres://…')
+}
+
+function parseRedisUrl(env: Env): string | null {
+  const raw = env.REDIS_URL
+  if (raw === undefined || raw === '') return null
+  if (!/^rediss?:\/\/.+/.test(raw)) fail('REDIS_URL', raw, 'redis://… or rediss://…')
+  return raw
+}
+
+function parseSwitch(env: Env, name: string, fallback: 'on' | 'off'): boolean {
+  const raw = pick(env, name, fallback)
+  if (raw === 'on') return true
+  if (raw === 'off') return false
+  return fail(name, raw, 'on or off')
+}
+
+function parseLogLevel(env: Env): LogLevel {
+  const raw = pick(env, 'LOG_LEVEL', 'info')
+  if (raw === 'debug' || raw === 'info' || raw === 'warn' || raw === 'error') return raw
+  return fail('LOG_LEVEL', raw, 'debug, info, warn or error')
+}
+
+function parseRateLimit(env: Env): RateLimit | null {
+  const raw = pick(env, 'RATE_LIMIT', '100/200')
+  if (raw === 'off') return null
+  const match = /^(\d+(?:\.\d+)?)\/(\d+)$/.exec(raw)
+  const rate = Number(match?.[1])
+  const burst = Number(match?.[2])
+  if (!match || rate <= 0 || burst < 1) fail('RATE_LIMIT', raw, 'RATE/BURST (e.g. 100/200) or off')
+  return { rate, burst }
+}
+
+export function loadConfig(env: Env): Config {
+  return {
+    port: parsePort(env),
+    host: pick(env, 'HOST', '0.0.0.0'),
+    databaseUrl: parseDatabaseUrl(env),
+    redisUrl: parseRedisUrl(env),
+    modelsDir: pick(env, 'MODELS_DIR', 'models'),
+    simulator: parseSwitch(env, 'SIMULATOR', 'on'),
+    logLevel: parseLogLevel(env),
+    rateLimit: parseRateLimit(env),
+    bodyLimit: 1024 * 1024,
+  }
+}

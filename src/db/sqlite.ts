@@ -1,0 +1,36 @@
+// The embedded SQLite connection: durable pragmas and migrations at open.
+import { Database } from 'bun:sqlite'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
+import { sqliteMigrations } from './migrations'
+import * as schema from './schema'
+
+export type SqliteDb = BunSQLiteDatabase<typeof schema> & { $client: Database }
+
+export function openSqlite(path: string): SqliteDb {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  const client = new Database(path, { create: true, strict: true })
+  // WAL lets readers run beside the writer; with synchronous=NORMAL a commit is
+  // in the WAL before the call returns, so it survives a killed process.
+  client.run('PRAGMA journal_mode = WAL')
+  client.run('PRAGMA synchronous = NORMAL')
+  client.run('PRAGMA busy_timeout = 5000')
+  client.run('PRAGMA foreign_keys = ON')
+  client.run('PRAGMA temp_store = MEMORY')
+  const db = drizzle({ client, schema })
+  migrate(db)
+  return db
+}
+
+function migrate(db: SqliteDb): void {
+  // drizzle's own migrator, fed the embedded files instead of a folder.
+  const dialect = (db as unknown as { dialect: { migrate: (m: unknown, s: unknown, c: unknown) => void } }).dialect
+  const session = (db as unknown as { session: unknown }).session
+  dialect.migrate(sqliteMigrations(), session, {})
+}
+
+/** `sqlite:PATH` → PATH */
+export function sqlitePath(url: string): string {
+  return url.slice('sqlite:'.length)
+}

@@ -1,0 +1,43 @@
+// Entry point: read the configuration, open the store, serve, shut down cleanly.
+import { createApp } from './app'
+import { ConfigError, loadConfig, type Config } from './config'
+import { openStore } from './db'
+import { createLogger } from './platform/logger'
+
+function configOrExit(): Config {
+  try {
+    return loadConfig(process.env)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    console.error(`taskmesh: ${error.message}`)
+    process.exit(2)
+  }
+}
+
+const config = configOrExit()
+const log = createLogger(config.logLevel)
+const store = openStore(config.databaseUrl)
+let accepting = true
+const app = createApp({ config, store, log, ready: () => accepting })
+
+app.listen({
+  port: config.port,
+  hostname: config.host,
+  // The parser enforces per-route limits with a problem+json 413; this only caps what Bun buffers.
+  maxRequestBodySize: Math.max(config.bodyLimit, 16 * 1024 * 1024),
+})
+log.info({ url: `http://${config.host}:${app.server?.port}` }, 'listening')
+
+async function shutdown(signal: string) {
+  if (!accepting) return
+  accepting = false
+  log.info({ signal }, 'shutting down')
+  // Stop accepting connections and let requests already received finish.
+  await app.server?.stop(false)
+  await store.close()
+  log.info('stopped')
+  process.exit(0)
+}
+
+process.on('SIGTERM', () => void shutdown('SIGTERM'))
+process.on('SIGINT', () => void shutdown('SIGINT'))

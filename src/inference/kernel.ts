@@ -1,0 +1,395 @@
+// The WebAssembly boundary of inference: instantiates wasm/build/kernel.wasm and owns its linear
+// memory — where compiled weights live, the scratch region batches run in, and every typed-array
+// view over it. Nothing else in the service touches the module's exports or raw pointers.
+import wasmPath from '../../wasm/build/kernel.wasm' with { type: 'file' }
+
+export type Activation = 'relu' | 'tanh' | 'sigmoid' | 'identity' | 'softmax'
+export const ACTIVATIONS: readonly Activation[] = ['relu', 'tanh', 'sigmoid', 'identity', 'softmax']
+
+/** One dense layer as in a model file: `weights` is [nIn][nOut]. */
+export interface DenseLayer {
+  readonly weights: readonly (readonly number[])[]
+  readonly bias: readonly number[]
+  readonly activation: Activation
+}
+
+export type Label = string | number
+
+export interface LinearModel {
+  readonly kind: 'linear'
+  readonly coef: readonly number[]
+  readonly intercept: number
+}
+
+export interface LogisticModel {
+  readonly kind: 'logistic'
+  /** [k][n]: one row of coefficients per score. */
+  readonly coef: readonly (readonly number[])[]
+  readonly intercept: readonly number[]
+  readonly classes: readonly Label[]
+}
+
+export interface MlpModel {
+  readonly kind: 'mlp'
+  readonly layers: readonly DenseLayer[]
+  /** Present for classifiers, absent for regressors. */
+  readonly classes?: readonly Label[]
+}
+
+export type ModelSpec = LinearModel | LogisticModel | MlpModel
+
+export interface Classification {
+  label: Label
+  probabilities: Record<string, number>
+}
+
+/** A number for regressors, a label with per-class probabilities for classifiers. */
+export type Prediction = number | Classification
+
+/** A network whose weights live in kernel memory until `Kernel.release`. */
+export interface CompiledNet {
+  readonly nIn: number
+  readonly nOut: number
+  /**
+   * Runs `rows` rows through the net. `fill` gets a view of exactly rows*nIn values (row-major) to
+   * write the inputs into; the view is only valid during that call, and `fill` must not call the
+   * kernel itself. Returns a fresh array of rows*nOut outputs (row-major) that the caller owns.
+   */
+  run(rows: number, fill: (input: Float64Array) => void): Float64Array
+}
+
+/** A model file or layer list whose shape the kernel cannot run (the registry answers 422). */
+export class ModelShapeError extends Error {
+  override name = 'ModelShapeError'
+}
+
+interface KernelExports {
+  readonly memory: WebAssembly.Memory
+  heapBase(): number
+  dense(x: number, rows: number, nIn: number, wT: number, b: number, nOut: number, out: number): void
+  relu(p: number, n: number): void
+  tanh(p: number, n: number): void
+  sigmoid(p: number, n: number): void
+  softmax(p: number, rows: number, cols: number): void
+}
+
+const PAGE_BYTES = 65536
+const ALIGN = 16
+
+const align = (bytes: number): number => Math.ceil(bytes / ALIGN) * ALIGN
+
+interface Block {
+  ptr: number
+  size: number
+}
+
+/**
+ * First-fit allocator over [heapBase, memory end) with coalescing free list, growing the memory
+ * when nothing fits. Nets come and go with hot reloads, so freed space must be found again.
+ */
+class Heap {
+  /** Free blocks sorted by address, never adjacent (adjacent ones are merged). */
+  private readonly free: Block[] = []
+  private end: number
+
+  constructor(private readonly memory: WebAssembly.Memory, base: number, private readonly onGrow: () => void) {
+    const start = align(base)
+    this.end = memory.buffer.byteLength
+    if (this.end > start) this.free.push({ ptr: start, size: this.end - start })
+  }
+
+  alloc(bytes: number): number {
+    const size = align(bytes)
+    const i = this.free.findIndex((block) => block.size >= size)
+    if (i < 0) return this.growFor(size)
+    const block = this.free[i]!
+    const ptr = block.ptr
+    if (block.size === size) this.free.splice(i, 1)
+    else {
+      block.ptr += size
+      block.size -= size
+    }
+    return ptr
+  }
+
+  release(ptr: number, bytes: number): void {
+    const size = align(bytes)
+    let i = this.free.findIndex((block) => block.ptr > ptr)
+    if (i < 0) i = this.free.length
+    const prev = this.free[i - 1]
+    const next = this.free[i]
+    if (prev && prev.ptr + prev.size === ptr) {
+      prev.size += size
+      if (next && prev.ptr + prev.size === next.ptr) {
+        prev.size += next.size
+        this.free.splice(i, 1)
+      }
+    } else if (next && ptr + size === next.ptr) {
+      next.ptr = ptr
+      next.size += size
+    } else {
+      this.free.splice(i, 0, { ptr, size })
+    }
+  }
+
+  private growFor(size: number): number {
+    const last = this.free.at(-1)
+    // A free block touching the end of memory counts toward the request: grow only the difference.
+    const tail = last && last.ptr + last.size === this.end ? last : undefined
+    const pages = Math.ceil((size - (tail?.size ?? 0)) / PAGE_BYTES)
+    // Throws RangeError past the 4 GiB limit, before any bookkeeping changes.
+    this.memory.grow(pages)
+    this.onGrow()
+    const ptr = tail ? tail.ptr : this.end
+    const added = pages * PAGE_BYTES
+    this.end += added
+    if (tail) this.free.pop()
+    const rest = (tail?.size ?? 0) + added - size
+    if (rest > 0) this.free.push({ ptr: ptr + size, size: rest })
+    return ptr
+  }
+}
+
+interface PlacedLayer {
+  nIn: number
+  nOut: number
+  /** Byte offsets of the transposed weights ([nOut][nIn]) and the bias. */
+  wT: number
+  b: number
+  act: Activation
+}
+
+let modulePromise: Promise<WebAssembly.Module> | undefined
+
+/** One instance of the kernel with its own memory. Single-threaded: one `run` at a time. */
+export class Kernel {
+  private f64: Float64Array<ArrayBuffer>
+  private readonly heap: Heap
+  private scratchPtr = 0
+  private scratchBytes = 0
+  private running = false
+  private readonly live = new Map<Net, { ptr: number; bytes: number }>()
+
+  private constructor(private readonly wasm: KernelExports) {
+    this.f64 = new Float64Array(wasm.memory.buffer)
+    // Growth detaches the old ArrayBuffer, so every cached view is rebuilt right after it.
+    this.heap = new Heap(wasm.memory, wasm.heapBase(), () => {
+      this.f64 = new Float64Array(wasm.memory.buffer)
+    })
+  }
+
+  /** Instantiates a fresh kernel (the compiled module is shared between instances). */
+  static async load(): Promise<Kernel> {
+    modulePromise ??= Bun.file(wasmPath).arrayBuffer().then((bytes) => WebAssembly.compile(bytes))
+    const instance = await WebAssembly.instantiate(await modulePromise, {})
+    const exports = instance.exports as Record<string, unknown>
+    for (const name of ['heapBase', 'dense', 'relu', 'tanh', 'sigmoid', 'softmax']) {
+      if (typeof exports[name] !== 'function') throw new Error(`${wasmPath} does not export ${name}`)
+    }
+    if (!(exports.memory instanceof WebAssembly.Memory)) throw new Error(`${wasmPath} does not export its memory`)
+    return new Kernel(exports as unknown as KernelExports)
+  }
+
+  /** Bytes of linear memory currently reserved (weights, scratch and free space). */
+  get memoryBytes(): number {
+    return this.wasm.memory.buffer.byteLength
+  }
+
+  /** Number of compiled nets not yet released. */
+  get liveNets(): number {
+    return this.live.size
+  }
+
+  /** Validates the layers and copies their weights, transposed, into kernel memory once. */
+  compile(layers: readonly DenseLayer[]): CompiledNet {
+    const shapes = checkLayers(layers)
+    let bytes = 0
+    const offsets = shapes.map(({ nIn, nOut }) => {
+      const wT = bytes
+      const b = wT + nIn * nOut * 8
+      bytes = align(b + nOut * 8)
+      return { wT, b }
+    })
+    const ptr = this.heap.alloc(bytes)
+    const f64 = this.f64
+    const placed = layers.map((layer, k): PlacedLayer => {
+      const { nIn, nOut } = shapes[k]!
+      const wT = ptr + offsets[k]!.wT
+      const b = ptr + offsets[k]!.b
+      for (let i = 0; i < nIn; i++) {
+        const row = layer.weights[i]!
+        for (let j = 0; j < nOut; j++) f64[wT / 8 + j * nIn + i] = row[j]!
+      }
+      f64.set(layer.bias, b / 8)
+      return { nIn, nOut, wT, b, act: layer.activation }
+    })
+    const net = new Net(placed, (rows, fill) => this.execute(net, rows, fill))
+    this.live.set(net, { ptr, bytes })
+    return net
+  }
+
+  /** Frees a net's weights for reuse; running it afterwards throws. Releasing twice is a no-op. */
+  release(net: CompiledNet): void {
+    const region = net instanceof Net ? this.live.get(net) : undefined
+    if (!region) return
+    this.live.delete(net as Net)
+    this.heap.release(region.ptr, region.bytes)
+  }
+
+  /** Runs a placed net through the scratch region; see `CompiledNet.run`. */
+  private execute(net: Net, rows: number, fill: (input: Float64Array) => void): Float64Array {
+    if (!this.live.has(net)) throw new Error('this net was released or belongs to another kernel')
+    if (!Number.isSafeInteger(rows) || rows < 0) throw new RangeError(`rows must be a non-negative integer, got ${rows}`)
+    if (this.running) throw new Error('the kernel is already running a batch (fill must not call the kernel)')
+    if (rows === 0) return new Float64Array(0)
+    this.running = true
+    try {
+      // Inputs and even layers' outputs live in region A, odd layers' outputs in region B.
+      const bytesA = align(rows * net.widthA * 8)
+      this.ensureScratch(bytesA + rows * net.widthB * 8)
+      let src = this.scratchPtr
+      let dst = src + bytesA
+      fill(this.f64.subarray(src / 8, src / 8 + rows * net.nIn))
+      const wasm = this.wasm
+      for (const layer of net.layers) {
+        wasm.dense(src, rows, layer.nIn, layer.wT, layer.b, layer.nOut, dst)
+        const n = rows * layer.nOut
+        switch (layer.act) {
+          case 'relu': wasm.relu(dst, n); break
+          case 'tanh': wasm.tanh(dst, n); break
+          case 'sigmoid': wasm.sigmoid(dst, n); break
+          case 'softmax': wasm.softmax(dst, rows, layer.nOut); break
+          case 'identity': break
+        }
+        ;[src, dst] = [dst, src]
+      }
+      return this.f64.slice(src / 8, src / 8 + rows * net.nOut)
+    } finally {
+      this.running = false
+    }
+  }
+
+  /** Keeps one scratch region for all nets, replaced by a larger one only when a batch needs it. */
+  private ensureScratch(bytes: number): void {
+    if (bytes <= this.scratchBytes) return
+    if (this.scratchBytes > 0) this.heap.release(this.scratchPtr, this.scratchBytes)
+    const size = Math.ceil(bytes / PAGE_BYTES) * PAGE_BYTES
+    this.scratchBytes = 0
+    this.scratchPtr = this.heap.alloc(size)
+    this.scratchBytes = size
+  }
+}
+
+class Net implements CompiledNet {
+  readonly nIn: number
+  readonly nOut: number
+  /** Widest row held in scratch region A (the input and every even layer's output) and in B. */
+  readonly widthA: number
+  readonly widthB: number
+
+  constructor(readonly layers: readonly PlacedLayer[], readonly run: CompiledNet['run']) {
+    this.nIn = layers[0]!.nIn
+    this.nOut = layers.at(-1)!.nOut
+    this.widthA = Math.max(this.nIn, ...layers.filter((_, k) => k % 2 === 1).map((l) => l.nOut))
+    this.widthB = Math.max(...layers.filter((_, k) => k % 2 === 0).map((l) => l.nOut))
+  }
+}
+
+function checkLayers(layers: readonly DenseLayer[]): { nIn: number; nOut: number }[] {
+  if (layers.length === 0) throw new ModelShapeError('a network needs at least one layer')
+  let prevOut = -1
+  return layers.map((layer, k) => {
+    const at = `layers[${k}]`
+    const nIn = layer.weights.length
+    const nOut = layer.bias.length
+    if (nIn === 0) throw new ModelShapeError(`${at}.weights is empty`)
+    if (nOut === 0) throw new ModelShapeError(`${at}.bias is empty`)
+    if (prevOut >= 0 && nIn !== prevOut) {
+      throw new ModelShapeError(`${at}.weights has ${nIn} rows but layers[${k - 1}] has ${prevOut} outputs`)
+    }
+    layer.weights.forEach((row, i) => {
+      if (row.length !== nOut) throw new ModelShapeError(`${at}.weights[${i}] has ${row.length} values, expected ${nOut} (the bias length)`)
+      checkFinite(row, `${at}.weights[${i}]`)
+    })
+    checkFinite(layer.bias, `${at}.bias`)
+    if (!ACTIVATIONS.includes(layer.activation)) throw new ModelShapeError(`${at}.activation ${JSON.stringify(layer.activation)} is not one of ${ACTIVATIONS.join(', ')}`)
+    prevOut = nOut
+    return { nIn, nOut }
+  })
+}
+
+function checkFinite(values: readonly number[], at: string): void {
+  values.forEach((v, i) => {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new ModelShapeError(`${at}[${i}] is not a finite number`)
+  })
+}
+
+/** y = x·coef + intercept as one identity layer. */
+export function linearLayers(model: LinearModel): DenseLayer[] {
+  return [{ weights: model.coef.map((c) => [c]), bias: [model.intercept], activation: 'identity' }]
+}
+
+/** One score per row of `coef`: sigmoid for the binary case (one row, two classes), else softmax. */
+export function logisticLayers(model: LogisticModel): DenseLayer[] {
+  const k = model.coef.length
+  const c = model.classes.length
+  const binary = k === 1 && c === 2
+  if (!binary && (k !== c || k < 2)) {
+    throw new ModelShapeError(`coef has ${k} rows for ${c} classes: expected 1 row for 2 classes, or one row per class`)
+  }
+  if (model.intercept.length !== k) throw new ModelShapeError(`intercept has ${model.intercept.length} values, expected ${k}`)
+  const n = model.coef[0]!.length
+  model.coef.forEach((row, j) => {
+    if (row.length !== n) throw new ModelShapeError(`coef[${j}] has ${row.length} values, expected ${n}`)
+  })
+  const weights = Array.from({ length: n }, (_, i) => model.coef.map((row) => row[i]!))
+  return [{ weights, bias: model.intercept, activation: binary ? 'sigmoid' : 'softmax' }]
+}
+
+/** The file's layers as they are, after checking the output fits `classes` (or is one value for a regressor). */
+export function mlpLayers(model: MlpModel): DenseLayer[] {
+  const nOut = model.layers.at(-1)?.bias.length ?? 0
+  const c = model.classes?.length
+  if (c === undefined ? nOut !== 1 : !((nOut === 1 && c === 2) || (nOut === c && c >= 2))) {
+    const expected = c === undefined ? '1 for a regressor' : `${c}${c === 2 ? ' or 1' : ''} for ${c} classes`
+    throw new ModelShapeError(`the last layer has ${nOut} outputs, expected ${expected}`)
+  }
+  return [...model.layers]
+}
+
+export function modelLayers(model: ModelSpec): DenseLayer[] {
+  switch (model.kind) {
+    case 'linear': return linearLayers(model)
+    case 'logistic': return logisticLayers(model)
+    case 'mlp': return mlpLayers(model)
+  }
+}
+
+/**
+ * Turns a net's outputs into one prediction per row: the value for regressors; for classifiers the
+ * argmax label and every class's probability (a single output p is the binary case: [1 - p, p]).
+ */
+export function toPredictions(model: ModelSpec, outputs: Float64Array, rows: number): Prediction[] {
+  const classes = model.kind === 'linear' ? undefined : model.classes
+  const width = rows === 0 ? 0 : outputs.length / rows
+  if (!classes) return Array.from(outputs)
+  const predictions: Classification[] = []
+  const probs = new Array<number>(classes.length)
+  for (let r = 0; r < rows; r++) {
+    if (width === 1) {
+      const p = outputs[r]!
+      probs[0] = 1 - p
+      probs[1] = p
+    } else {
+      for (let j = 0; j < classes.length; j++) probs[j] = outputs[r * width + j]!
+    }
+    let best = 0
+    const probabilities: Record<string, number> = {}
+    for (let j = 0; j < classes.length; j++) {
+      if (probs[j]! > probs[best]!) best = j
+      probabilities[String(classes[j])] = probs[j]!
+    }
+    predictions.push({ label: classes[best]!, probabilities })
+  }
+  return predictions
+}

@@ -1,0 +1,78 @@
+// RFC 9457 problem details: the one shape every 4xx/5xx of the service takes.
+import { t } from 'elysia'
+
+export interface FieldError {
+  /** JSON Pointer-ish location: `body.title`, `query.limit`, `header.if-match`. */
+  field: string
+  message: string
+}
+
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  detail: string
+  errors?: FieldError[]
+}
+
+export const ProblemSchema = t.Object({
+  type: t.String({ description: 'A URI naming the kind of problem' }),
+  title: t.String(),
+  status: t.Integer(),
+  detail: t.String(),
+  errors: t.Optional(t.Array(t.Object({ field: t.String(), message: t.String() }))),
+}, { $id: '#/components/schemas/Problem', title: 'Problem' })
+
+const titles: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  412: 'Precondition Failed',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  428: 'Precondition Required',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+}
+
+/** An error a service throws to answer with a problem; never logged as a fault. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+    readonly headers: Record<string, string> = {},
+    readonly errors?: FieldError[],
+  ) {
+    super(detail)
+  }
+
+  problem(): Problem {
+    return problem(this.status, this.detail, this.errors)
+  }
+}
+
+export function problem(status: number, detail: string, errors?: FieldError[]): Problem {
+  const title = titles[status] ?? 'Error'
+  // about:blank: the status code says it all, and the title is its reason phrase (RFC 9457 §4.2.1).
+  const body: Problem = {
+    type: 'about:blank',
+    title,
+    status,
+    detail,
+  }
+  if (errors) body.errors = errors
+  return body
+}
+
+export const invalid = (field: string, message: string) =>
+  new HttpError(422, `${field}: ${message}`, {}, [{ field, message }])
+
+/** Response schemas for the problem statuses a route can answer with, for OpenAPI and Eden. */
+export function problemResponses<const C extends number>(...codes: C[]): Record<C, typeof ProblemSchema> {
+  return Object.fromEntries(codes.map((code) => [code, ProblemSchema])) as Record<C, typeof ProblemSchema>
+}

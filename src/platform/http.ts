@@ -1,0 +1,96 @@
+// Cross-cutting HTTP behaviour: request ids, strict JSON bodies, and the one
+// error handler that turns every failure into problem+json (or, under /v2, the
+// Open Inference Protocol's `{ "error" }`).
+import { Elysia, ValidationError } from 'elysia'
+import { bodyLimitFor, readJson } from './body'
+import { HttpError, problem, type FieldError, type Problem } from './errors'
+import type { Logger } from './logger'
+import type { RouteTable } from './routes'
+
+const saneRequestId = /^[\w.:@/+=-]{1,128}$/
+const bodyless = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS'])
+
+interface HttpOptions {
+  bodyLimit: number
+  routes: RouteTable
+  log: Logger
+}
+
+interface SchemaLike {
+  anyOf?: Array<{ const?: unknown }>
+}
+
+function fieldErrors(error: ValidationError): FieldError[] {
+  const seen = new Set<string>()
+  const errors: FieldError[] = []
+  for (const issue of error.all) {
+    const path = 'path' in issue && typeof issue.path === 'string' ? issue.path : ''
+    const field = [error.type, ...path.split('/').filter(Boolean)].join('.')
+    if (seen.has(field)) continue
+    seen.add(field)
+    const schema = ('schema' in issue ? issue.schema : undefined) as SchemaLike | undefined
+    const options = schema?.anyOf?.map((s) => s.const).filter((c) => c !== undefined)
+    const message = options?.length
+      ? `must be one of: ${options.join(', ')}`
+      : ('summary' in issue && issue.summary) || issue.message
+    errors.push({ field, message: String(message) })
+  }
+  return errors
+}
+
+/** Status, extra headers and problem body for anything thrown while handling a request. */
+function classify(code: string | number, error: unknown, path: string, method: string, routes: RouteTable) {
+  if (error instanceof HttpError) return { body: error.problem(), headers: error.headers }
+  if (error instanceof ValidationError) {
+    const errors = fieldErrors(error)
+    const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'the request does not match the schema'
+    return { body: problem(422, detail, errors), headers: {} }
+  }
+  if (code === 'NOT_FOUND') {
+    const allowed = routes.allowed(path)
+    if (allowed.length > 0 && !allowed.includes(method)) {
+      return { body: problem(405, `${method} is not allowed on ${path}`), headers: { allow: allowed.join(', ') } }
+    }
+    return { body: problem(404, `no route matches ${method} ${path}`), headers: {} }
+  }
+  if (code === 'PARSE') return { body: problem(400, 'the request body could not be parsed'), headers: {} }
+  if (typeof code === 'number' && code >= 400 && code < 500) {
+    const detail = typeof (error as { response?: unknown }).response === 'string'
+      ? (error as { response: string }).response
+      : 'the request was refused'
+    return { body: problem(code, detail), headers: {} }
+  }
+  return null
+}
+
+function render(body: Problem, path: string, headers: Record<string, string>, requestId: string | undefined): Response {
+  // The Open Inference Protocol has its own error shape.
+  const v2 = path.startsWith('/v2/')
+  const json = v2 ? JSON.stringify({ error: body.detail }) : JSON.stringify(body)
+  const response = new Response(json, {
+    status: body.status,
+    headers: { ...headers, 'content-type': v2 ? 'application/json' : 'application/problem+json' },
+  })
+  if (requestId) response.headers.set('x-request-id', requestId)
+  return response
+}
+
+export function http({ bodyLimit, routes, log }: HttpOptions) {
+  return new Elysia({ name: 'platform/http' })
+    .error({ HttpError })
+    .onRequest(({ request, set }) => {
+      const given = request.headers.get('x-request-id')
+      set.headers['x-request-id'] = given !== null && saneRequestId.test(given) ? given : crypto.randomUUID()
+    })
+    .onParse({ as: 'global' }, ({ request, contentType, route }) => {
+      if (bodyless.has(request.method)) return null
+      return readJson(request, contentType, bodyLimitFor(route, bodyLimit))
+    })
+    .onError({ as: 'global' }, ({ code, error, path, request, set }) => {
+      const requestId = set.headers['x-request-id'] as string | undefined
+      const known = classify(code, error, path, request.method, routes)
+      if (known) return render(known.body, path, known.headers, requestId)
+      log.error({ err: error, requestId, method: request.method, path }, 'unhandled error')
+      return render(problem(500, 'the server failed to handle the request'), path, {}, requestId)
+    })
+}

@@ -1,0 +1,33 @@
+// KeyStore on the embedded SQLite database.
+import { and, eq, isNull, sql } from 'drizzle-orm'
+import { apiKeys } from '../db/schema'
+import type { SqliteDb } from '../db/sqlite'
+import type { KeyRecord, KeyStore } from './keys'
+
+const p = sql.placeholder
+
+export class SqliteKeyStore implements KeyStore {
+  private readonly byIdStatement
+
+  constructor(private readonly db: SqliteDb) {
+    this.byIdStatement = db.select().from(apiKeys).where(eq(apiKeys.id, p('id'))).prepare()
+  }
+
+  insert(record: KeyRecord): void {
+    this.db.insert(apiKeys).values({ ...record, hash: Buffer.from(record.hash) }).run()
+  }
+
+  byId(id: string): KeyRecord | undefined {
+    return this.byIdStatement.get({ id })
+  }
+
+  byOwner(owner: string): KeyRecord[] {
+    return this.db.select().from(apiKeys).where(eq(apiKeys.owner, owner)).orderBy(apiKeys.createdAt).all()
+  }
+
+  revoke(id: string, at: number): boolean {
+    const revoked = this.db.update(apiKeys).set({ revokedAt: at })
+      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).returning({ id: apiKeys.id }).all()
+    return revoked.length > 0
+  }
+}

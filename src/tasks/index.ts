@@ -1,0 +1,88 @@
+// Routes of /v1/tasks: thin handlers over TaskService.
+import { Elysia, t } from 'elysia'
+import { auth } from '../platform/auth'
+import { problemResponses } from '../platform/errors'
+import type { KeyStore } from '../platform/keys'
+import { TaskModel } from './model'
+import { etagOf, matchesNoneMatch, TaskService, type TaskStore } from './service'
+
+const readProblems = problemResponses(401, 403, 404, 422, 500)
+const writeProblems = problemResponses(400, 401, 403, 404, 412, 413, 415, 422, 500)
+
+export function tasks(store: TaskStore, keys: KeyStore) {
+  const service = new TaskService(store)
+  return new Elysia({ name: 'tasks', prefix: '/v1/tasks', tags: ['tasks'] })
+    .use(auth(keys))
+    .post('/', async ({ body, headers, principal, set }) => {
+      const { task, replayed } = await service.create(principal.owner, body, headers['idempotency-key'])
+      set.status = 201
+      set.headers.location = `/v1/tasks/${task.id}`
+      set.headers.etag = etagOf(task)
+      if (replayed) set.headers['idempotent-replayed'] = 'true'
+      return task
+    }, {
+      auth: 'tasks:write',
+      body: TaskModel.input,
+      headers: TaskModel.createHeaders,
+      response: { 201: TaskModel.task, ...problemResponses(400, 401, 403, 413, 415, 422, 500) },
+      detail: {
+        summary: 'Create a task',
+        description: 'With `Idempotency-Key`, a repeat of the same request returns the task created the first time (header `Idempotent-Replayed: true`); the same key with another body is a 422.',
+      },
+    })
+    .get('/', ({ query, principal }) => service.list(principal.owner, query), {
+      auth: 'tasks:read',
+      query: TaskModel.listQuery,
+      response: { 200: TaskModel.page, ...readProblems },
+      detail: { summary: 'List your tasks', description: 'Cursor-paginated; pass `next_cursor` back as `cursor` with the same sort.' },
+    })
+    .get('/:id', async ({ params, headers, principal, set }) => {
+      const task = await service.get(principal.owner, params.id)
+      const etag = etagOf(task)
+      set.headers.etag = etag
+      if (matchesNoneMatch(headers['if-none-match'] ?? null, etag)) {
+        set.status = 304
+        return undefined
+      }
+      return task
+    }, {
+      auth: 'tasks:read',
+      params: TaskModel.params,
+      response: { 200: TaskModel.task, 304: t.Undefined({ description: 'Not modified: If-None-Match matched' }), ...readProblems },
+      detail: { summary: 'Get a task', description: 'Answers 404 for a task of another owner.' },
+    })
+    .put('/:id', async ({ params, body, headers, principal, set }) => {
+      const task = await service.replace(principal.owner, params.id, body, headers['if-match'] ?? null)
+      set.headers.etag = etagOf(task)
+      return task
+    }, {
+      auth: 'tasks:write',
+      params: TaskModel.params,
+      body: TaskModel.input,
+      response: { 200: TaskModel.task, ...writeProblems },
+      detail: { summary: 'Replace a task', description: 'An omitted field takes its default. Honours If-Match (412 when stale).' },
+    })
+    .patch('/:id', async ({ params, body, headers, principal, set }) => {
+      const task = await service.patch(principal.owner, params.id, body, headers['if-match'] ?? null)
+      set.headers.etag = etagOf(task)
+      return task
+    }, {
+      auth: 'tasks:write',
+      params: TaskModel.params,
+      body: TaskModel.patch,
+      response: { 200: TaskModel.task, ...writeProblems },
+      detail: {
+        summary: 'Update a task',
+        description: 'A JSON merge patch (application/merge-patch+json or application/json); `null` resets a field to its default. Honours If-Match.',
+      },
+    })
+    .delete('/:id', async ({ params, headers, principal, set }) => {
+      await service.delete(principal.owner, params.id, headers['if-match'] ?? null)
+      set.status = 204
+    }, {
+      auth: 'tasks:write',
+      params: TaskModel.params,
+      response: { 204: t.Undefined({ description: 'Deleted' }), ...problemResponses(401, 403, 404, 412, 422, 500) },
+      detail: { summary: 'Delete a task', description: 'Honours If-Match.' },
+    })
+}

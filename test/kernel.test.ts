@@ -1,0 +1,427 @@
+// The WASM kernel against the plain TypeScript reference and scikit-learn's outputs, and the
+// boundary's memory management (reuse after release, growth, stale views).
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  type Activation,
+  type CompiledNet,
+  type DenseLayer,
+  Kernel,
+  type LogisticModel,
+  type MlpModel,
+  ModelShapeError,
+  type ModelSpec,
+  linearLayers,
+  logisticLayers,
+  mlpLayers,
+  modelLayers,
+  toPredictions,
+} from '../src/inference/kernel.ts'
+import * as ref from '../src/inference/reference.ts'
+
+/** mulberry32: a tiny seeded PRNG so every failure reproduces. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+function uniform(rand: () => number, n: number, scale: number): Float64Array {
+  return Float64Array.from({ length: n }, () => (rand() * 2 - 1) * scale)
+}
+
+function matrix(rand: () => number, rows: number, cols: number, scale: number): number[][] {
+  return Array.from({ length: rows }, () => Array.from(uniform(rand, cols, scale)))
+}
+
+function identityLayer(n: number, activation: Activation): DenseLayer {
+  const weights = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)))
+  return { weights, bias: new Array<number>(n).fill(0), activation }
+}
+
+// Below this, doubles are subnormal and two correct libms may differ in most of their few bits.
+const TINY = 1e-300
+
+/** |expected|'s largest value for every index: the error scale for outputs of several layers, where a row may cancel to ~0. */
+const batchScale = (expected: Float64Array) => new Float64Array(expected.length).fill(Math.max(...expected.map(Math.abs)))
+
+/** Indices where |actual - expected| > rel * scale (scale defaults to |expected|), or actual is NaN. */
+function mismatches(actual: ArrayLike<number>, expected: ArrayLike<number>, rel: number, scale?: ArrayLike<number>): number[] {
+  expect(actual.length).toBe(expected.length)
+  const bad: number[] = []
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i]!
+    const e = expected[i]!
+    const s = scale ? scale[i]! : Math.abs(e)
+    if (Number.isNaN(a) || Math.abs(a - e) > Math.max(rel * s, TINY)) bad.push(i)
+  }
+  return bad
+}
+
+interface Fixture {
+  model: ModelSpec & { name: string; classes?: string[] }
+  expected: { inputs: number[][]; predictions?: number[]; probabilities?: number[][]; labels?: string[] }
+}
+
+async function fixture(name: string): Promise<Fixture> {
+  const dir = join(import.meta.dir, 'fixtures/models')
+  return {
+    model: await Bun.file(join(dir, `${name}.json`)).json(),
+    expected: await Bun.file(join(dir, `${name}.expected.json`)).json(),
+  }
+}
+
+const fillRows = (rows: readonly (readonly number[])[], nIn: number) => (input: Float64Array) => {
+  rows.forEach((row, r) => input.set(row, r * nIn))
+}
+
+let kernel: Kernel
+beforeAll(async () => {
+  kernel = await Kernel.load()
+})
+
+describe('dense', () => {
+  // [rows, nIn, nOut]: odd lengths (SIMD tail), nIn=1, one row, nOut=1, batches that are and are not multiples of 4.
+  const shapes: [number, number, number][] = [
+    [1, 1, 1], [1, 7, 3], [5, 1, 4], [3, 4, 1], [13, 33, 5], [4, 2, 2], [6, 3, 6],
+    [7, 300, 9], [2, 64, 128], [10_000, 17, 3], [10_000, 256, 1], [9_999, 10, 32],
+  ]
+
+  for (const [rows, nIn, nOut] of shapes) {
+    test(`${rows}×${nIn} → ${nOut} matches the reference`, () => {
+      const rand = prng(rows * 1_000_003 + nIn * 1009 + nOut)
+      const layer: DenseLayer = { weights: matrix(rand, nIn, nOut, 2), bias: Array.from(uniform(rand, nOut, 5)), activation: 'identity' }
+      const x = uniform(rand, rows * nIn, 10)
+      const net = kernel.compile([layer])
+      const actual = net.run(rows, (input) => input.set(x))
+      kernel.release(net)
+
+      const wT = ref.transpose(layer.weights)
+      const expected = new Float64Array(rows * nOut)
+      ref.dense(x, rows, nIn, wT, Float64Array.from(layer.bias), nOut, expected)
+      // Summation order differs (SIMD lanes), so the error bound is relative to |b| + Σ|x·w|, not to the (possibly cancelled) sum.
+      const scale = new Float64Array(rows * nOut)
+      const absX = x.map(Math.abs)
+      ref.dense(absX, rows, nIn, wT.map(Math.abs), Float64Array.from(layer.bias, Math.abs), nOut, scale)
+      expect(mismatches(actual, expected, 1e-12, scale)).toEqual([])
+    })
+  }
+
+  test('passes values through an identity matrix exactly, extremes and zeros included', () => {
+    const values = [1e308, -1e308, 1e-308, 5e-324, 0, -1000, 1000, 123.456, -0.1]
+    const net = kernel.compile([identityLayer(values.length, 'identity')])
+    const actual = net.run(1, (input) => input.set(values))
+    kernel.release(net)
+    expect(Array.from(actual)).toEqual(values)
+  })
+
+  test('huge inputs against tiny weights and all-zero rows stay finite and match', () => {
+    const rand = prng(7)
+    const [rows, nIn, nOut] = [9, 11, 3]
+    const x = uniform(rand, rows * nIn, 1e308)
+    x.fill(0, 0, nIn)
+    const layer: DenseLayer = { weights: matrix(rand, nIn, nOut, 1e-10), bias: [0, 1e300, -1], activation: 'identity' }
+    const net = kernel.compile([layer])
+    const actual = net.run(rows, (input) => input.set(x))
+    kernel.release(net)
+    const expected = new Float64Array(rows * nOut)
+    ref.dense(x, rows, nIn, ref.transpose(layer.weights), Float64Array.from(layer.bias), nOut, expected)
+    expect(actual.every(Number.isFinite)).toBe(true)
+    const scale = new Float64Array(rows * nOut)
+    ref.dense(x.map(Math.abs), rows, nIn, ref.transpose(layer.weights).map(Math.abs), Float64Array.from(layer.bias, Math.abs), nOut, scale)
+    expect(mismatches(actual, expected, 1e-12, scale)).toEqual([])
+  })
+})
+
+describe('activations', () => {
+  // An identity layer hands the values to the activation unchanged, so each op is compared alone.
+  function activate(activation: Activation, rows: number, cols: number, x: Float64Array): Float64Array {
+    const net = kernel.compile([identityLayer(cols, activation)])
+    try {
+      return net.run(rows, (input) => input.set(x))
+    } finally {
+      kernel.release(net)
+    }
+  }
+
+  function reference(activation: Activation, rows: number, cols: number, x: Float64Array): Float64Array {
+    const p = x.slice()
+    if (activation === 'relu') ref.relu(p)
+    if (activation === 'tanh') ref.tanh(p)
+    if (activation === 'sigmoid') ref.sigmoid(p)
+    if (activation === 'softmax') ref.softmax(p, rows, cols)
+    return p
+  }
+
+  const extremes = [1e308, -1e308, 1000, -1000, 710, -746, 0, 1e-300, -1e-300, 20, -20, 1, -1]
+  const shapes: [number, number][] = [[1, 1], [1, 7], [9, 3], [3, 1], [10_000, 5], [2, 2]]
+  const activations: Activation[] = ['relu', 'tanh', 'sigmoid', 'softmax']
+
+  for (const activation of activations) {
+    const rel = activation === 'relu' ? 0 : 1e-9
+    for (const [rows, cols] of shapes) {
+      test(`${activation} over ${rows}×${cols} random values matches the reference`, () => {
+        const x = uniform(prng(rows * 31 + cols), rows * cols, 30)
+        expect(mismatches(activate(activation, rows, cols, x), reference(activation, rows, cols, x), rel)).toEqual([])
+      })
+    }
+
+    test(`${activation} of extreme values gives no NaN and matches the reference`, () => {
+      const cols = extremes.length
+      // Row 2 is the same values reversed, so every value sits at an odd and an even position.
+      const x = Float64Array.from([...extremes, ...extremes.toReversed()])
+      const actual = activate(activation, 2, cols, x)
+      expect(actual.some(Number.isNaN)).toBe(false)
+      expect(mismatches(actual, reference(activation, 2, cols, x), rel)).toEqual([])
+    })
+  }
+
+  test('softmax of [1e308, -1e308] and of a constant row is finite and sums to 1', () => {
+    const x = Float64Array.from([1e308, -1e308, -1e308, -1e308])
+    const actual = activate('softmax', 2, 2, x)
+    expect(actual.some(Number.isNaN)).toBe(false)
+    expect(actual[0]! + actual[1]!).toBe(1)
+    expect(actual[2]! + actual[3]!).toBe(1)
+    expect(mismatches(actual, reference('softmax', 2, 2, x), 1e-9)).toEqual([])
+  })
+
+  test('outputs stay in their ranges: relu ≥ 0, tanh in [-1, 1], sigmoid in [0, 1], softmax rows sum to 1', () => {
+    const [rows, cols] = [500, 9]
+    const x = uniform(prng(99), rows * cols, 50)
+    expect(activate('relu', rows, cols, x).every((v) => v >= 0)).toBe(true)
+    expect(activate('tanh', rows, cols, x).every((v) => v >= -1 && v <= 1)).toBe(true)
+    expect(activate('sigmoid', rows, cols, x).every((v) => v >= 0 && v <= 1)).toBe(true)
+    const soft = activate('softmax', rows, cols, x)
+    const sums = Array.from({ length: rows }, (_, r) => soft.subarray(r * cols, (r + 1) * cols).reduce((a, b) => a + b, 0))
+    expect(mismatches(sums, new Array<number>(rows).fill(1), 1e-12)).toEqual([])
+  })
+})
+
+describe('networks', () => {
+  function randomLayers(rand: () => number, widths: number[], activations: Activation[]): DenseLayer[] {
+    return activations.map((activation, k) => ({
+      weights: matrix(rand, widths[k]!, widths[k + 1]!, 1),
+      bias: Array.from(uniform(rand, widths[k + 1]!, 1)),
+      activation,
+    }))
+  }
+
+  function compare(layers: DenseLayer[], rows: number, seed: number): void {
+    const net = kernel.compile(layers)
+    const x = uniform(prng(seed), rows * net.nIn, 3)
+    const actual = net.run(rows, (input) => input.set(x))
+    kernel.release(net)
+    const expected = compileAndRun(layers, rows, x)
+    expect(mismatches(actual, expected, 1e-9)).toEqual([])
+  }
+
+  const compileAndRun = (layers: DenseLayer[], rows: number, x: Float64Array) => ref.compileReference(layers).run(rows, (input) => input.set(x))
+
+  // Widths alternate wide and narrow so both scratch halves (inputs + even layers, odd layers) are exercised.
+  test('a deep net with every activation and uneven widths matches the reference', () => {
+    const layers = randomLayers(prng(1), [10, 300, 2, 50, 7, 3], ['tanh', 'relu', 'sigmoid', 'identity', 'softmax'])
+    compare(layers, 1, 11)
+    compare(layers, 257, 12)
+  })
+
+  test('binary logistic (one row of coef, two classes) predicts [1 - p, p] with p = sigmoid(x·w + b)', () => {
+    const rand = prng(3)
+    const model: LogisticModel = { kind: 'logistic', coef: matrix(rand, 1, 6, 2), intercept: [0.3], classes: ['no', 'yes'] }
+    const rows = 50
+    const x = uniform(rand, rows * 6, 3)
+    const net = kernel.compile(logisticLayers(model))
+    const predictions = toPredictions(model, net.run(rows, (input) => input.set(x)), rows)
+    kernel.release(net)
+
+    const z = new Float64Array(rows)
+    ref.dense(x, rows, 6, Float64Array.from(model.coef[0]!), Float64Array.from(model.intercept), 1, z)
+    ref.sigmoid(z)
+    const expected = Array.from(z, (p) => ({ label: p > 1 - p ? 'yes' : 'no', probabilities: { no: 1 - p, yes: p } }))
+    expect(predictions.map((p) => typeof p === 'object' && p.label)).toEqual(expected.map((p) => p.label))
+    const flat = (ps: typeof expected) => ps.flatMap((p) => [p.probabilities.no, p.probabilities.yes])
+    expect(mismatches(flat(predictions as typeof expected), flat(expected), 1e-9)).toEqual([])
+  })
+
+  test('an mlp classifier with a single sigmoid output is binary, and numeric classes become string keys', () => {
+    const rand = prng(4)
+    const model: MlpModel = { kind: 'mlp', layers: randomLayers(rand, [4, 8, 1], ['relu', 'sigmoid']), classes: [0, 1] }
+    const net = kernel.compile(mlpLayers(model))
+    const [prediction] = toPredictions(model, net.run(1, (input) => input.set([1, 2, 3, 4])), 1)
+    kernel.release(net)
+    const p = ref.compileReference(model.layers).run(1, (input) => input.set([1, 2, 3, 4]))[0]!
+    if (typeof prediction !== 'object') throw new Error(`expected a classification, got ${prediction}`)
+    expect(prediction.label).toBe(p > 0.5 ? 1 : 0)
+    expect(Object.keys(prediction.probabilities)).toEqual(['0', '1'])
+    expect(mismatches(Object.values(prediction.probabilities), [1 - p, p], 1e-9)).toEqual([])
+  })
+
+  test('the returned outputs are a copy the next run does not overwrite', () => {
+    const net = kernel.compile(linearLayers({ kind: 'linear', coef: [2], intercept: 1 }))
+    const first = net.run(2, (input) => input.set([1, 2]))
+    const before = Array.from(first)
+    net.run(2, (input) => input.set([5, 6]))
+    kernel.release(net)
+    expect(Array.from(first)).toEqual(before)
+    expect(before).toEqual([3, 5])
+  })
+})
+
+describe('scikit-learn fixtures', () => {
+  const names = ['seed-linear', 'diabetes-linear', 'iris-logistic', 'diabetes-mlp']
+
+  for (const name of names) {
+    test(`${name}: whole batch and single rows match the expected predictions`, async () => {
+      const { model, expected } = await fixture(name)
+      // Only softmax/sigmoid/tanh go through exp or tanh, where libms may differ in the last bits.
+      const rel = modelLayers(model).some((l) => l.activation !== 'identity' && l.activation !== 'relu') ? 1e-6 : 1e-9
+      const net = kernel.compile(modelLayers(model))
+      const rows = expected.inputs.length
+      const batch = toPredictions(model, net.run(rows, fillRows(expected.inputs, net.nIn)), rows)
+      const single = expected.inputs.flatMap((row) => toPredictions(model, net.run(1, fillRows([row], net.nIn)), 1))
+      kernel.release(net)
+
+      for (const predictions of [batch, single]) {
+        if (expected.predictions) {
+          expect(mismatches(predictions as number[], expected.predictions, rel)).toEqual([])
+        } else {
+          const classes = model.classes!
+          const probabilities = predictions.map((p) => (typeof p === 'number' ? [] : classes.map((c) => p.probabilities[c]!)))
+          expect(mismatches(probabilities.flat(), expected.probabilities!.flat(), rel)).toEqual([])
+          expect(predictions.map((p) => typeof p === 'object' && p.label)).toEqual(expected.labels!)
+        }
+      }
+    })
+  }
+})
+
+describe('model shapes', () => {
+  const layer = (nIn: number, nOut: number, activation: Activation = 'identity'): DenseLayer => ({
+    weights: Array.from({ length: nIn }, () => new Array<number>(nOut).fill(0.5)),
+    bias: new Array<number>(nOut).fill(0),
+    activation,
+  })
+
+  const rejected: [string, () => unknown][] = [
+    ['no layers', () => kernel.compile([])],
+    ['a layer whose input does not match the previous output', () => kernel.compile([layer(3, 4), layer(5, 1)])],
+    ['a ragged weight row', () => kernel.compile([{ ...layer(2, 2), weights: [[1, 2], [3]] }])],
+    ['a non-finite weight', () => kernel.compile([{ ...layer(1, 2), weights: [[1, Number.NaN]] }])],
+    ['a non-finite bias', () => kernel.compile([{ ...layer(1, 1), bias: [Infinity] }])],
+    ['an unknown activation', () => kernel.compile([{ ...layer(1, 1), activation: 'gelu' as Activation }])],
+    ['a logistic with 2 coef rows for 3 classes', () => logisticLayers({ kind: 'logistic', coef: [[1], [2]], intercept: [0, 0], classes: ['a', 'b', 'c'] })],
+    ['a logistic with a missing intercept', () => logisticLayers({ kind: 'logistic', coef: [[1]], intercept: [], classes: ['a', 'b'] })],
+    ['an mlp regressor with 2 outputs', () => mlpLayers({ kind: 'mlp', layers: [layer(2, 2)] })],
+    ['an mlp classifier whose outputs do not match its classes', () => mlpLayers({ kind: 'mlp', layers: [layer(2, 2)], classes: ['a', 'b', 'c'] })],
+  ]
+
+  for (const [what, attempt] of rejected) {
+    test(`rejects ${what} with a ModelShapeError`, () => {
+      expect(attempt).toThrow(ModelShapeError)
+    })
+  }
+
+  test('rejects bad row counts and re-entrant runs', () => {
+    const net = kernel.compile([layer(1, 1)])
+    expect(() => net.run(-1, () => {})).toThrow(RangeError)
+    expect(() => net.run(1.5, () => {})).toThrow(RangeError)
+    expect(() => net.run(1, () => net.run(1, () => {}))).toThrow('already running')
+    expect(net.run(0, () => {})).toEqual(new Float64Array(0))
+    kernel.release(net)
+  })
+})
+
+describe('memory', () => {
+  test('1000 compile/release cycles reuse the same memory', async () => {
+    const own = await Kernel.load()
+    const rand = prng(5)
+    const { model } = await fixture('diabetes-mlp')
+    const big: DenseLayer[] = [{ weights: matrix(rand, 256, 64, 1), bias: Array.from(uniform(rand, 64, 1)), activation: 'tanh' }]
+    const cycle = () => {
+      const a = own.compile(modelLayers(model))
+      const b = own.compile(big)
+      own.release(a)
+      const c = own.compile(modelLayers(model))
+      own.release(b)
+      own.release(c)
+    }
+    cycle()
+    const bytes = own.memoryBytes
+    for (let i = 1; i < 1000; i++) cycle()
+    expect({ bytes: own.memoryBytes, live: own.liveNets }).toEqual({ bytes, live: 0 })
+  })
+
+  test('growing batches grow memory, keep earlier nets correct, then stay put', async () => {
+    const own = await Kernel.load()
+    const rand = prng(6)
+    const layers: DenseLayer[] = [
+      { weights: matrix(rand, 300, 16, 0.1), bias: Array.from(uniform(rand, 16, 1)), activation: 'relu' },
+      { weights: matrix(rand, 16, 1, 1), bias: [0.5], activation: 'identity' },
+    ]
+    // Compiled before any growth: its weights must survive every memory.grow.
+    const net = own.compile(layers)
+    const reference = ref.compileReference(layers)
+    const x = uniform(rand, 10_000 * 300, 2)
+    const fill = (rows: number) => (input: Float64Array) => input.set(x.subarray(0, rows * 300))
+    const start = own.memoryBytes
+    const check = (actual: Float64Array, rows: number) => {
+      const expected = reference.run(rows, fill(rows))
+      expect(mismatches(actual, expected, 1e-12, batchScale(expected))).toEqual([])
+    }
+    for (const rows of [1, 3, 100, 1000, 10_000]) check(net.run(rows, fill(rows)), rows)
+    expect(own.memoryBytes).toBeGreaterThan(start)
+    // After one round of compile/run/release per batch size, further rounds fit in what is already there.
+    let settled = 0
+    for (let i = 0; i < 60; i++) {
+      const extra = own.compile(layers)
+      const rows = [1, 10_000, 77, 4096][i % 4]!
+      check(extra.run(rows, fill(rows)), rows)
+      own.release(extra)
+      if (i === 3) settled = own.memoryBytes
+    }
+    expect(own.memoryBytes).toBe(settled)
+  })
+
+  test('a released net cannot run, and releasing twice is harmless', () => {
+    const net: CompiledNet = kernel.compile(linearLayers({ kind: 'linear', coef: [1], intercept: 0 }))
+    kernel.release(net)
+    kernel.release(net)
+    expect(() => net.run(1, () => {})).toThrow('released')
+  })
+})
+
+describe('single-file executable', () => {
+  let dir: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kernel-compile-'))
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  test('bun build --compile embeds the wasm and the binary computes what bun run does', async () => {
+    const entry = join(dir, 'entry.ts')
+    await Bun.write(entry, [
+      `import { Kernel, linearLayers } from ${JSON.stringify(join(import.meta.dir, '../src/inference/kernel.ts'))}`,
+      'const kernel = await Kernel.load()',
+      "const net = kernel.compile(linearLayers({ kind: 'linear', coef: [0.5, 1.5, -2], intercept: 0.25 }))",
+      'console.log(JSON.stringify(Array.from(net.run(2, (x) => x.set([1, 0, 0, 2, 3, 5])))))',
+    ].join('\n'))
+    const binary = join(dir, 'kernel-entry')
+    const build = Bun.spawnSync([process.execPath, 'build', '--compile', entry, '--outfile', binary], { stderr: 'pipe' })
+    expect(build.stderr.toString()).not.toContain('error')
+    expect(build.exitCode).toBe(0)
+    // Run from the temp dir so a path relative to the source tree could not be found by accident.
+    const compiled = Bun.spawnSync([binary], { cwd: dir })
+    const interpreted = Bun.spawnSync([process.execPath, entry], { cwd: dir })
+    expect(compiled.exitCode).toBe(0)
+    expect(compiled.stdout.toString()).toBe(interpreted.stdout.toString())
+    expect(JSON.parse(compiled.stdout.toString())).toHaveLength(2)
+  })
+})
