@@ -1,7 +1,7 @@
 // Micro-benchmark of the WASM kernel against the plain TypeScript reference, in one process:
 // rows/s per model and batch size. `bun bench/kernel.ts` prints a table; `runKernelBench` returns data.
 import { join } from 'node:path'
-import { type CompiledNet, type DenseLayer, Kernel, type MlpModel, mlpLayers } from '../src/inference/kernel.ts'
+import { type CompiledNet, type DenseLayer, type Fill, Kernel, type MlpModel, fillFrom, mlpLayers } from '../src/inference/kernel.ts'
 import { compileReference } from '../src/inference/reference.ts'
 
 /**
@@ -13,7 +13,7 @@ export type InputSource = 'rows' | 'packed'
 export interface KernelBenchOptions {
   batches?: number[]
   inputs?: InputSource[]
-  /** Measured time per case and implementation, after warm-up. */
+  /** Measured time per case and implementation (split over rounds), after warm-up. */
   seconds?: number
   warmupSeconds?: number
 }
@@ -59,8 +59,8 @@ async function benchModels(): Promise<BenchModel[]> {
   ]
 }
 
-/** Batches per second of `run` over `seconds`, after `warmup` seconds of the same calls. */
-function measure(run: () => void, seconds: number, warmup: number): number {
+/** Batches per second of one call to `run` per iteration, over `seconds` after `warmup` seconds. */
+function rate(run: () => void, seconds: number, warmup: number): number {
   const until = (s: number) => Bun.nanoseconds() + s * 1e9
   for (const end = until(warmup); Bun.nanoseconds() < end;) run()
   const start = Bun.nanoseconds()
@@ -68,6 +68,21 @@ function measure(run: () => void, seconds: number, warmup: number): number {
   for (const end = until(seconds); Bun.nanoseconds() < end; calls++) run()
   return calls / ((Bun.nanoseconds() - start) / 1e9)
 }
+
+const median = (values: number[]) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)]!
+
+/**
+ * Median batches/s of each function: they take turns in ROUNDS short rounds, so a noisy neighbour
+ * slows both rather than whichever happened to run at the time.
+ */
+function compareRates(runs: (() => void)[], seconds: number, warmup: number): number[] {
+  const samples = runs.map(() => [] as number[])
+  runs.forEach((run) => rate(run, warmup, 0))
+  for (let round = 0; round < ROUNDS; round++) runs.forEach((run, i) => samples[i]!.push(rate(run, seconds / ROUNDS, 0)))
+  return samples.map(median)
+}
+
+const ROUNDS = 5
 
 function largestRelativeError(a: Float64Array, b: Float64Array): number {
   let worst = 0
@@ -87,15 +102,11 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       const rows = Array.from({ length: batch }, () => Array.from({ length: nIn }, () => rand() * 4 - 2))
       const packed = Float64Array.from(rows.flat())
       for (const input of inputs) {
-        const fill = input === 'rows'
-          ? (x: Float64Array) => {
-              for (let r = 0; r < batch; r++) x.set(rows[r]!, r * nIn)
-            }
-          : (x: Float64Array) => x.set(packed)
+        const fill: Fill = input === 'rows' ? fillFrom(rows) : (x, first, count) => x.set(packed.subarray(first * nIn, (first + count) * nIn))
         // Benchmarking wrong code is worse than no benchmark.
         const error = largestRelativeError(nets[0].run(batch, fill), nets[1].run(batch, fill))
         if (error > 1e-9) throw new Error(`${model.name}: kernel and reference differ by ${error} (relative)`)
-        const [kernelRate, typescriptRate] = nets.map((net) => batch * measure(() => net.run(batch, fill), seconds, warmupSeconds)) as [number, number]
+        const [kernelRate, typescriptRate] = compareRates(nets.map((net) => () => net.run(batch, fill)), seconds, warmupSeconds).map((r) => r * batch) as [number, number]
         results.push({
           model: model.name,
           batch,

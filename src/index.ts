@@ -1,4 +1,5 @@
 // Entry point: read the configuration, open the store, serve, shut down cleanly.
+// `taskmesh keys …` runs the keys CLI instead, so the single-file executable carries it too.
 import { createApp } from './app'
 import { ConfigError, loadConfig, type Config } from './config'
 import { openStore } from './db'
@@ -12,6 +13,12 @@ function configOrExit(): Config {
     console.error(`taskmesh: ${error.message}`)
     process.exit(2)
   }
+}
+
+if (process.argv[2] === 'keys') {
+  const { runKeys } = await import('./cli/keys')
+  await runKeys(process.argv.slice(3))
+  process.exit()
 }
 
 const config = configOrExit()

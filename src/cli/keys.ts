@@ -59,12 +59,17 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-try {
-  await main(process.argv.slice(2))
-} catch (error) {
-  if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    console.error(`keys: ${(error as Error).message}\n${usage}`)
-    process.exit(2)
+/** Runs the CLI on `argv` (the words after `keys`); exits 2 on a usage error. */
+export async function runKeys(argv: string[]): Promise<void> {
+  try {
+    await main(argv)
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`keys: ${(error as Error).message}\n${usage}`)
+      process.exit(2)
+    }
+    throw error
   }
-  throw error
 }
+
+if (import.meta.main) await runKeys(process.argv.slice(2))

@@ -18,13 +18,15 @@ export function openStore(url: string): Store {
     throw new Error(`DATABASE_URL ${url.split(':')[0]}: is not supported by this build yet; use sqlite:PATH`)
   }
   const db = openSqlite(sqlitePath(url))
-  const ping = db.$client.prepare('SELECT 1 AS ok')
+  // Touches a real table, so a broken or unmigrated file is not ready.
+  const ping = db.$client.prepare('SELECT 1 AS ok FROM tasks LIMIT 1')
   return {
     tasks: new SqliteTaskStore(db),
     keys: new SqliteKeyStore(db),
     ping: async () => {
       try {
-        return ping.get() !== null
+        ping.get()
+        return true
       } catch {
         return false
       }

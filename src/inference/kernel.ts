@@ -46,16 +46,35 @@ export interface Classification {
 /** A number for regressors, a label with per-class probabilities for classifiers. */
 export type Prediction = number | Classification
 
+/**
+ * Writes `count` input rows, starting at batch row `first`, into `input` (count*nIn values,
+ * row-major). The view is only valid during the call, and the callback must not call the kernel.
+ */
+export type Fill = (input: Float64Array, first: number, count: number) => void
+
 /** A network whose weights live in kernel memory until `Kernel.release`. */
 export interface CompiledNet {
   readonly nIn: number
   readonly nOut: number
   /**
-   * Runs `rows` rows through the net. `fill` gets a view of exactly rows*nIn values (row-major) to
-   * write the inputs into; the view is only valid during that call, and `fill` must not call the
-   * kernel itself. Returns a fresh array of rows*nOut outputs (row-major) that the caller owns.
+   * Runs `rows` rows through the net, asking `fill` for the inputs one chunk of rows at a time (so
+   * a chunk is still in cache when the kernel reads it). Returns a fresh array of rows*nOut outputs
+   * (row-major) that the caller owns.
    */
-  run(rows: number, fill: (input: Float64Array) => void): Float64Array
+  run(rows: number, fill: Fill): Float64Array
+}
+
+/** A Fill copying from arrays of numbers, e.g. a parsed JSON request's rows (each of length nIn). */
+export function fillFrom(rows: readonly (readonly number[])[]): Fill {
+  return (input, first, count) => {
+    const nIn = input.length / count
+    // An indexed loop: TypedArray.set from a plain array is several times slower in JSC.
+    for (let r = 0, o = 0; r < count; r++) {
+      const row = rows[first + r]!
+      if (row.length !== nIn) throw new RangeError(`row ${first + r} has ${row.length} values, expected ${nIn}`)
+      for (let i = 0; i < nIn; i++) input[o++] = row[i]!
+    }
+  }
 }
 
 /** A model file or layer list whose shape the kernel cannot run (the registry answers 422). */
@@ -75,6 +94,8 @@ interface KernelExports {
 
 const PAGE_BYTES = 65536
 const ALIGN = 16
+
+const CHUNK_BYTES = Number(process.env.CHUNK_BYTES ?? 256 * 1024)
 
 const align = (bytes: number): number => Math.ceil(bytes / ALIGN) * ALIGN
 
@@ -159,6 +180,7 @@ interface PlacedLayer {
   act: Activation
 }
 
+let reuse = new Float64Array(0)
 let modulePromise: Promise<WebAssembly.Module> | undefined
 
 /** One instance of the kernel with its own memory. Single-threaded: one `run` at a time. */
@@ -236,34 +258,40 @@ export class Kernel {
     this.heap.release(region.ptr, region.bytes)
   }
 
-  /** Runs a placed net through the scratch region; see `CompiledNet.run`. */
-  private execute(net: Net, rows: number, fill: (input: Float64Array) => void): Float64Array {
+  /** Runs a placed net through the scratch region chunk by chunk; see `CompiledNet.run`. */
+  private execute(net: Net, rows: number, fill: Fill): Float64Array {
     if (!this.live.has(net)) throw new Error('this net was released or belongs to another kernel')
     if (!Number.isSafeInteger(rows) || rows < 0) throw new RangeError(`rows must be a non-negative integer, got ${rows}`)
     if (this.running) throw new Error('the kernel is already running a batch (fill must not call the kernel)')
-    if (rows === 0) return new Float64Array(0)
+    const result = (reuse.length >= rows * net.nOut ? reuse : (reuse = new Float64Array(rows * net.nOut))).subarray(0, rows*net.nOut)
+    if (rows === 0) return result
     this.running = true
     try {
-      // Inputs and even layers' outputs live in region A, odd layers' outputs in region B.
-      const bytesA = align(rows * net.widthA * 8)
-      this.ensureScratch(bytesA + rows * net.widthB * 8)
-      let src = this.scratchPtr
-      let dst = src + bytesA
-      fill(this.f64.subarray(src / 8, src / 8 + rows * net.nIn))
+      const chunk = Math.min(rows, net.chunkRows)
+      // Inputs and odd layers' outputs live in region A, even layers' outputs in region B.
+      const bytesA = align(chunk * net.widthA * 8)
+      this.ensureScratch(bytesA + chunk * net.widthB * 8)
       const wasm = this.wasm
-      for (const layer of net.layers) {
-        wasm.dense(src, rows, layer.nIn, layer.wT, layer.b, layer.nOut, dst)
-        const n = rows * layer.nOut
-        switch (layer.act) {
-          case 'relu': wasm.relu(dst, n); break
-          case 'tanh': wasm.tanh(dst, n); break
-          case 'sigmoid': wasm.sigmoid(dst, n); break
-          case 'softmax': wasm.softmax(dst, rows, layer.nOut); break
-          case 'identity': break
+      for (let first = 0; first < rows; first += chunk) {
+        const count = Math.min(chunk, rows - first)
+        let src = this.scratchPtr
+        let dst = src + bytesA
+        fill(this.f64.subarray(src / 8, src / 8 + count * net.nIn), first, count)
+        for (const layer of net.layers) {
+          wasm.dense(src, count, layer.nIn, layer.wT, layer.b, layer.nOut, dst)
+          const n = count * layer.nOut
+          switch (layer.act) {
+            case 'relu': wasm.relu(dst, n); break
+            case 'tanh': wasm.tanh(dst, n); break
+            case 'sigmoid': wasm.sigmoid(dst, n); break
+            case 'softmax': wasm.softmax(dst, count, layer.nOut); break
+            case 'identity': break
+          }
+          ;[src, dst] = [dst, src]
         }
-        ;[src, dst] = [dst, src]
+        result.set(this.f64.subarray(src / 8, src / 8 + count * net.nOut), first * net.nOut)
       }
-      return this.f64.slice(src / 8, src / 8 + rows * net.nOut)
+      return result
     } finally {
       this.running = false
     }
@@ -283,15 +311,18 @@ export class Kernel {
 class Net implements CompiledNet {
   readonly nIn: number
   readonly nOut: number
-  /** Widest row held in scratch region A (the input and every even layer's output) and in B. */
+  /** Widest row held in scratch region A (the input and every odd layer's output) and in B. */
   readonly widthA: number
   readonly widthB: number
+  /** Rows per chunk: a multiple of 4 (dense's unroll) whose scratch fits in about CHUNK_BYTES. */
+  readonly chunkRows: number
 
   constructor(readonly layers: readonly PlacedLayer[], readonly run: CompiledNet['run']) {
     this.nIn = layers[0]!.nIn
     this.nOut = layers.at(-1)!.nOut
     this.widthA = Math.max(this.nIn, ...layers.filter((_, k) => k % 2 === 1).map((l) => l.nOut))
     this.widthB = Math.max(...layers.filter((_, k) => k % 2 === 0).map((l) => l.nOut))
+    this.chunkRows = Math.max(4, Math.floor(CHUNK_BYTES / ((this.widthA + this.widthB) * 8) / 4) * 4)
   }
 }
 

@@ -63,7 +63,7 @@ export function transpose(weights: readonly (readonly number[])[]): Float64Array
   return wT
 }
 
-/** The layers packed once into Float64Arrays, run with plain loops; buffers are reused across calls. */
+/** The layers packed once into Float64Arrays, run with plain loops over the whole batch at once; buffers are reused across calls. */
 export function compileReference(layers: readonly DenseLayer[]): CompiledNet {
   const packed = layers.map((layer) => ({
     nIn: layer.weights.length,
@@ -85,7 +85,7 @@ export function compileReference(layers: readonly DenseLayer[]): CompiledNet {
         buffers = [new Float64Array(rows * nIn), ...packed.map((l) => new Float64Array(rows * l.nOut))]
       }
       let x = buffers[0]!.subarray(0, rows * nIn)
-      fill(x)
+      fill(x, 0, rows)
       packed.forEach((l, k) => {
         const out = buffers[k + 1]!.subarray(0, rows * l.nOut)
         dense(x, rows, l.nIn, l.wT, l.b, l.nOut, out)

@@ -1,4 +1,5 @@
 // RFC 9457 problem details: the one shape every 4xx/5xx of the service takes.
+import { Type } from '@sinclair/typebox'
 import { t } from 'elysia'
 
 export interface FieldError {
@@ -18,10 +19,10 @@ export interface Problem {
 export const ProblemSchema = t.Object({
   type: t.String({ description: 'A URI naming the kind of problem' }),
   title: t.String(),
-  status: t.Integer(),
+  status: Type.Integer(),
   detail: t.String(),
   errors: t.Optional(t.Array(t.Object({ field: t.String(), message: t.String() }))),
-}, { $id: '#/components/schemas/Problem', title: 'Problem' })
+}, { title: 'Problem' })
 
 const titles: Record<number, string> = {
   400: 'Bad Request',
@@ -47,12 +48,14 @@ export class HttpError extends Error {
     readonly detail: string,
     readonly headers: Record<string, string> = {},
     readonly errors?: FieldError[],
+    /** Extension members (RFC 9457 §3.2) added to the problem. */
+    readonly extensions: Record<string, unknown> = {},
   ) {
     super(detail)
   }
 
   problem(): Problem {
-    return problem(this.status, this.detail, this.errors)
+    return { ...problem(this.status, this.detail, this.errors), ...this.extensions }
   }
 }
 

@@ -17,32 +17,34 @@ interface HttpOptions {
 }
 
 interface SchemaLike {
-  anyOf?: Array<{ const?: unknown }>
+  error?: unknown
 }
 
-function fieldErrors(error: ValidationError): FieldError[] {
+function fieldErrors(error: ValidationError, locate: (schema: SchemaLike | undefined) => string | null): FieldError[] {
   const seen = new Set<string>()
   const errors: FieldError[] = []
   for (const issue of error.all) {
+    const schema = ('schema' in issue ? issue.schema : undefined) as SchemaLike | undefined
     const path = 'path' in issue && typeof issue.path === 'string' ? issue.path : ''
-    const field = [error.type, ...path.split('/').filter(Boolean)].join('.')
+    const field = error.type === 'property'
+      ? locate(schema) ?? 'request'
+      : [error.type, ...path.split('/').filter(Boolean)].join('.')
     if (seen.has(field)) continue
     seen.add(field)
-    const schema = ('schema' in issue ? issue.schema : undefined) as SchemaLike | undefined
-    const options = schema?.anyOf?.map((s) => s.const).filter((c) => c !== undefined)
-    const message = options?.length
-      ? `must be one of: ${options.join(', ')}`
-      : ('summary' in issue && issue.summary) || issue.message
+    // A schema's own `error` text reads better than TypeBox's generic one.
+    const message = typeof schema?.error === 'string' ? schema.error : ('summary' in issue && issue.summary) || issue.message
     errors.push({ field, message: String(message) })
   }
   return errors
 }
 
 /** Status, extra headers and problem body for anything thrown while handling a request. */
-function classify(code: string | number, error: unknown, path: string, method: string, routes: RouteTable) {
-  if (error instanceof HttpError) return { body: error.problem(), headers: error.headers }
+function classify(code: string | number, error: unknown, path: string, route: string, method: string, routes: RouteTable) {
+  // Elysia wraps whatever the body parser throws in a ParseError.
+  const cause = code === 'PARSE' ? (error as Error).cause : error
+  if (cause instanceof HttpError) return { body: cause.problem(), headers: cause.headers }
   if (error instanceof ValidationError) {
-    const errors = fieldErrors(error)
+    const errors = fieldErrors(error, (schema) => routes.fieldOf(method, route, schema))
     const detail = errors.map((e) => `${e.field}: ${e.message}`).join('; ') || 'the request does not match the schema'
     return { body: problem(422, detail, errors), headers: {} }
   }
@@ -86,9 +88,9 @@ export function http({ bodyLimit, routes, log }: HttpOptions) {
       if (bodyless.has(request.method)) return null
       return readJson(request, contentType, bodyLimitFor(route, bodyLimit))
     })
-    .onError({ as: 'global' }, ({ code, error, path, request, set }) => {
+    .onError({ as: 'global' }, ({ code, error, path, route, request, set }) => {
       const requestId = set.headers['x-request-id'] as string | undefined
-      const known = classify(code, error, path, request.method, routes)
+      const known = classify(code, error, path, route, request.method, routes)
       if (known) return render(known.body, path, known.headers, requestId)
       log.error({ err: error, requestId, method: request.method, path }, 'unhandled error')
       return render(problem(500, 'the server failed to handle the request'), path, {}, requestId)

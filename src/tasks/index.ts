@@ -13,7 +13,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
   const service = new TaskService(store)
   return new Elysia({ name: 'tasks', prefix: '/v1/tasks', tags: ['tasks'] })
     .use(auth(keys))
-    .post('/', async ({ body, headers, principal, set }) => {
+    .post('', async ({ body, headers, principal, set }) => {
       const { task, replayed } = await service.create(principal.owner, body, headers['idempotency-key'])
       set.status = 201
       set.headers.location = `/v1/tasks/${task.id}`
@@ -23,6 +23,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
     }, {
       auth: 'tasks:write',
       body: TaskModel.input,
+      parse: 'json',
       headers: TaskModel.createHeaders,
       response: { 201: TaskModel.task, ...problemResponses(400, 401, 403, 413, 415, 422, 500) },
       detail: {
@@ -30,7 +31,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
         description: 'With `Idempotency-Key`, a repeat of the same request returns the task created the first time (header `Idempotent-Replayed: true`); the same key with another body is a 422.',
       },
     })
-    .get('/', ({ query, principal }) => service.list(principal.owner, query), {
+    .get('', ({ query, principal }) => service.list(principal.owner, query), {
       auth: 'tasks:read',
       query: TaskModel.listQuery,
       response: { 200: TaskModel.page, ...readProblems },
@@ -59,6 +60,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
       auth: 'tasks:write',
       params: TaskModel.params,
       body: TaskModel.input,
+      parse: 'json',
       response: { 200: TaskModel.task, ...writeProblems },
       detail: { summary: 'Replace a task', description: 'An omitted field takes its default. Honours If-Match (412 when stale).' },
     })
@@ -70,6 +72,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
       auth: 'tasks:write',
       params: TaskModel.params,
       body: TaskModel.patch,
+      parse: 'json',
       response: { 200: TaskModel.task, ...writeProblems },
       detail: {
         summary: 'Update a task',

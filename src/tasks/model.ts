@@ -1,5 +1,6 @@
 // Request and response schemas of /v1/tasks. Server-owned fields (id, owner,
 // version, timestamps) appear only in responses.
+import { Type } from '@sinclair/typebox'
 import { t } from 'elysia'
 
 export const PRIORITIES = ['low', 'normal', 'high', 'urgent'] as const
@@ -25,8 +26,9 @@ const DueDate = t.Union([DateString('Day the task is due'), t.Null()], { error: 
 const Completed = t.Boolean({ error: 'must be true or false' })
 
 export namespace TaskModel {
+  // Type.Integer, not t.Integer: Elysia's also accepts numeric strings, which a response never holds.
   export const task = t.Object({
-    id: t.Integer(),
+    id: Type.Integer(),
     title: t.String(),
     description: t.Union([t.String(), t.Null()]),
     owner: t.String(),
@@ -35,7 +37,7 @@ export namespace TaskModel {
     completed: t.Boolean(),
     created_at: t.String({ format: 'date-time' }),
     updated_at: t.String({ format: 'date-time' }),
-    version: t.Integer({ minimum: 1 }),
+    version: Type.Integer({ minimum: 1 }),
   }, { title: 'Task' })
   export type Task = typeof task.static
 

@@ -1,0 +1,147 @@
+// Child processes of the bench: started pinned to a core, found by the "listening" line
+// they print, and always killed — on success, on error, on Ctrl-C and on exit.
+import { readFileSync } from 'node:fs'
+
+const children = new Set<Bun.Subprocess>()
+
+export function track(child: Bun.Subprocess): void {
+  children.add(child)
+  void child.exited.then(() => children.delete(child))
+}
+
+/** Synchronous, so it also works from process.on('exit'). */
+export function killAll(signal: NodeJS.Signals = 'SIGKILL'): void {
+  for (const child of children) {
+    try {
+      child.kill(signal)
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** SIGTERM, then SIGKILL whatever is still alive after `graceMs`. */
+export async function stopAll(graceMs = 3000): Promise<void> {
+  const alive = [...children]
+  killAll('SIGTERM')
+  await Promise.race([Promise.all(alive.map((child) => child.exited)), Bun.sleep(graceMs)])
+  killAll('SIGKILL')
+}
+
+export const hasTaskset = Bun.which('taskset') !== null
+
+export function cores(): number {
+  try {
+    // Cores this process may run on (respects an outer taskset/cgroup).
+    const status = readFileSync('/proc/self/status', 'utf8')
+    const list = /Cpus_allowed_list:\s*(\S+)/.exec(status)?.[1]
+    if (list) {
+      return list.split(',').reduce((sum, part) => {
+        const [a, b] = part.split('-').map(Number)
+        return sum + (b === undefined ? 1 : b - a! + 1)
+      }, 0)
+    }
+  } catch {
+    // not Linux
+  }
+  return navigator.hardwareConcurrency
+}
+
+/** Pins every thread of `pid` to `core` (taskset -a -cp). */
+export function pin(pid: number, core: number): boolean {
+  if (!hasTaskset) return false
+  const result = Bun.spawnSync(['taskset', '-a', '-cp', String(core), String(pid)], { stdout: 'ignore', stderr: 'pipe' })
+  return result.exitCode === 0
+}
+
+export function pinned(argv: string[], core: number | null): string[] {
+  return core !== null && hasTaskset ? ['taskset', '-c', String(core), ...argv] : argv
+}
+
+const clockTicks = (() => {
+  const result = Bun.spawnSync(['getconf', 'CLK_TCK'], { stdout: 'pipe', stderr: 'ignore' })
+  const ticks = Number(result.stdout.toString().trim())
+  return Number.isFinite(ticks) && ticks > 0 ? ticks : 100
+})()
+
+/** utime + stime of a process (all its threads), in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // The command name may contain spaces; fields after it are space-separated.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // After ")" the first field is #3 (state); utime is #14, stime #15.
+  return (Number(fields[11]) + Number(fields[12])) / clockTicks
+}
+
+export interface Server {
+  name: string
+  url: string
+  pid: number
+  child: Bun.Subprocess<'ignore', 'pipe', 'pipe'>
+  /** The last few KiB of stderr, for error messages. */
+  stderrTail(): string
+  stop(): Promise<number>
+}
+
+/**
+ * Spawns a server and waits for the first stdout line containing "listening" with a
+ * `"url"`; the rest of its output is drained and ignored (stderr is kept for errors).
+ */
+export async function startServer(name: string, argv: string[], options: { cwd: string; env: Record<string, string>; timeoutMs?: number }): Promise<Server> {
+  const child = Bun.spawn(argv, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' })
+  track(child)
+  let tail = ''
+  void (async () => {
+    const decoder = new TextDecoder()
+    for await (const chunk of child.stderr) tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4096)
+  })()
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not print "listening" within ${options.timeoutMs ?? 20000} ms\n${tail}`)), options.timeoutMs ?? 20000)
+    void child.exited.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`${name} exited with code ${code} before listening\n${tail}`))
+    })
+    void (async () => {
+      const decoder = new TextDecoder()
+      let buffer = ''
+      let found = false
+      for await (const chunk of child.stdout) {
+        if (found) continue // drain
+        buffer += decoder.decode(chunk, { stream: true })
+        let newline: number
+        while (!found && (newline = buffer.indexOf('\n')) !== -1) {
+          const line = buffer.slice(0, newline)
+          buffer = buffer.slice(newline + 1)
+          if (!line.includes('listening')) continue
+          try {
+            const parsed = JSON.parse(line) as { url?: string }
+            if (parsed.url) {
+              found = true
+              clearTimeout(timer)
+              resolve(parsed.url)
+            }
+          } catch {
+            // not JSON; keep looking
+          }
+        }
+        if (found) buffer = ''
+      }
+    })()
+  })
+  return {
+    name,
+    url,
+    pid: child.pid,
+    child,
+    stderrTail: () => tail,
+    async stop() {
+      child.kill('SIGTERM')
+      const code = await Promise.race([child.exited, Bun.sleep(5000).then(() => null)])
+      if (code === null) {
+        child.kill('SIGKILL')
+        return child.exited
+      }
+      return code
+    },
+  }
+}

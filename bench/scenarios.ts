@@ -1,0 +1,169 @@
+// The registry of load scenarios `bun run bench` knows. A scenario describes the
+// requests each connection sends, in a generator-neutral way; bench/generators.ts
+// turns that into autocannon clients or a wrk Lua script. A scenario that needs
+// another protocol (WebSocket fan-out, say) sets `measure` and brings its own
+// load generator; everything else (servers, CPU accounting, report) is shared.
+import type { Seed, SeedOwner } from './seed.ts'
+
+export interface PlannedRequest {
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE'
+  path: string
+  headers: Record<string, string>
+  body?: string
+  /**
+   * A conditional write (`If-Match`) to `path`: the generator sends the ETag it last saw for that
+   * resource and keeps the one the response carries, so there are no 412s. `bodies` rotate.
+   * No two connections of one run may share a conditional path, and no plain request of the
+   * same run may read it (wrk matches responses to resources by the ETag's id).
+   */
+  conditional?: { bodies: string[] }
+}
+
+export interface ScenarioContext {
+  seed: Seed
+  connections: number
+}
+
+/** What one measured (or warm-up) run of a scenario against one target produced. */
+export interface GeneratorResult {
+  requests: number
+  durationSec: number
+  rps: number
+  /** Milliseconds. */
+  p50: number
+  p99: number
+  /** Connection errors and timeouts. */
+  errors: number
+  /** Responses whose status is not 2xx. */
+  non2xx: number
+  /** Responses whose status is not in the scenario's `expect` (includes non2xx when known). */
+  unexpected: number
+  statuses: Record<string, number>
+  /** Mean bytes received per 2xx response (status line, headers and body); NaN when unknown. */
+  bytesPerResponse: number
+  /** CPU time of the load generator during the run, in seconds. */
+  generatorCpuSec: number
+}
+
+export interface MeasureContext extends ScenarioContext {
+  /** Base URL of the target, e.g. http://127.0.0.1:41234 */
+  url: string
+  target: 'service' | 'ceiling'
+  durationSec: number
+  signal: AbortSignal
+}
+
+export interface Scenario {
+  name: string
+  description: string
+  /** Statuses that count as success; anything else fails the scenario. */
+  expect: number[]
+  /** The requests connection `index` sends, in a loop. */
+  connection(index: number, context: ScenarioContext): PlannedRequest[]
+  /** Optional: measure with a custom generator instead of autocannon/wrk (e.g. WebSockets). */
+  measure?(context: MeasureContext): Promise<GeneratorResult>
+}
+
+const json = { 'Content-Type': 'application/json' }
+
+/** The heavy owner (≥ 100 tasks) connection `index` acts as, and how many connections share it. */
+export function ownerOf(index: number, seed: Seed): { owner: SeedOwner; slot: number } {
+  const owner = seed.heavy[index % seed.heavy.length]!
+  return { owner, slot: Math.floor(index / seed.heavy.length) }
+}
+
+function auth(owner: SeedOwner): Record<string, string> {
+  return { 'X-API-Key': owner.key }
+}
+
+/** `count` of the owner's readable task ids, starting at an offset that differs per connection. */
+function rotatingIds(owner: SeedOwner, index: number, count: number): number[] {
+  const ids = owner.readIds
+  const start = (index * 17) % ids.length
+  return Array.from({ length: Math.min(count, ids.length) }, (_, i) => ids[(start + i) % ids.length]!)
+}
+
+function getById(owner: SeedOwner, id: number): PlannedRequest {
+  return { method: 'GET', path: `/v1/tasks/${id}`, headers: auth(owner) }
+}
+
+function list(owner: SeedOwner): PlannedRequest {
+  return { method: 'GET', path: '/v1/tasks?limit=20', headers: auth(owner) }
+}
+
+function create(owner: SeedOwner, seed: Seed, index: number): PlannedRequest {
+  const bodies = seed.createBodies
+  return { method: 'POST', path: '/v1/tasks', headers: { ...auth(owner), ...json }, body: bodies[index % bodies.length]! }
+}
+
+const patchBodies = ['{"completed":true}', '{"completed":false}']
+
+function patch(owner: SeedOwner, slot: number): PlannedRequest {
+  const id = owner.writeIds[slot]
+  if (id === undefined) throw new Error(`owner ${owner.name} has no write target for slot ${slot}; seed more write targets`)
+  return { method: 'PATCH', path: `/v1/tasks/${id}`, headers: { ...auth(owner), ...json }, conditional: { bodies: patchBodies } }
+}
+
+export const scenarios: Scenario[] = [
+  {
+    name: 'get-by-id',
+    description: 'GET /v1/tasks/{id} of the caller\'s own tasks, ids rotating',
+    expect: [200],
+    connection(index, { seed }) {
+      const { owner } = ownerOf(index, seed)
+      return rotatingIds(owner, index, 100).map((id) => getById(owner, id))
+    },
+  },
+  {
+    name: 'list',
+    description: 'GET /v1/tasks?limit=20 for owners with ≥ 100 tasks',
+    expect: [200],
+    connection(index, { seed }) {
+      return [list(ownerOf(index, seed).owner)]
+    },
+  },
+  {
+    name: 'create',
+    description: 'POST /v1/tasks with varied realistic bodies',
+    expect: [201],
+    connection(index, { seed }) {
+      const { owner } = ownerOf(index, seed)
+      return Array.from({ length: 16 }, (_, i) => create(owner, seed, index * 16 + i))
+    },
+  },
+  {
+    name: 'patch',
+    description: 'PATCH /v1/tasks/{id} {"completed":…} with If-Match; each connection owns one task and tracks its ETag',
+    expect: [200],
+    connection(index, { seed }) {
+      const { owner, slot } = ownerOf(index, seed)
+      return [patch(owner, slot)]
+    },
+  },
+  {
+    name: 'mixed',
+    description: '90% reads (70% get-by-id, 20% list) / 10% writes (5% create, 5% patch with If-Match)',
+    expect: [200, 201],
+    connection(index, { seed }) {
+      const { owner, slot } = ownerOf(index, seed)
+      const ids = rotatingIds(owner, index, 70)
+      // One block of 20: 14 get, 4 list, 1 create, 1 patch; five blocks so the gets rotate over 70 ids.
+      const block = 'GGLGGGCGGLGGGGLGGGPL'
+      const requests: PlannedRequest[] = []
+      let get = 0
+      for (let round = 0; round < 5; round++) {
+        for (const kind of block) {
+          if (kind === 'G') requests.push(getById(owner, ids[get++ % ids.length]!))
+          else if (kind === 'L') requests.push(list(owner))
+          else if (kind === 'C') requests.push(create(owner, seed, index * 5 + round))
+          else requests.push(patch(owner, slot))
+        }
+      }
+      return requests
+    },
+  },
+]
+
+export function scenarioNamed(name: string): Scenario | undefined {
+  return scenarios.find((scenario) => scenario.name === name)
+}

@@ -1,0 +1,69 @@
+import { describe, expect, test } from 'bun:test'
+import { createKey } from '../src/platform/keys'
+import { problemOf, testApp } from './helpers'
+
+describe('API key authentication', () => {
+  test('no key is 401 with WWW-Authenticate', async () => {
+    await using t = testApp()
+    const response = await t.request('/v1/tasks')
+    expect(response.status).toBe(401)
+    expect(response.headers.get('www-authenticate')).toStartWith('Bearer realm="taskmesh"')
+    await problemOf(response)
+  })
+
+  test('malformed, unknown, wrong-secret and revoked keys are 401', async () => {
+    await using t = testApp()
+    const good = await t.key()
+    const { id, raw: revoked } = await createKey(t.store.keys, 'x', ['tasks:read'])
+    await t.store.keys.revoke(id, Date.now())
+    const wrongSecret = good.slice(0, -1) + (good.endsWith('a') ? 'b' : 'a')
+    for (const key of ['nonsense', 'tm_short_x', 'tm_AAAAAAAA_' + 'b'.repeat(40), wrongSecret, revoked, `${good} `.repeat(2)]) {
+      const response = await t.request('/v1/tasks', { headers: { 'x-api-key': key } })
+      expect(response.status).toBe(401)
+      expect(response.headers.get('www-authenticate')).toContain('invalid_token')
+    }
+    expect((await t.request('/v1/tasks', { key: good })).status).toBe(200)
+  })
+
+  test('Authorization: Bearer works like X-API-Key', async () => {
+    await using t = testApp()
+    const key = await t.key()
+    expect((await t.request('/v1/tasks', { headers: { authorization: `Bearer ${key}` } })).status).toBe(200)
+    expect((await t.request('/v1/tasks', { headers: { authorization: `Basic ${btoa('a:b')}` } })).status).toBe(401)
+  })
+
+  test('a key without the scope is 403; admin implies every scope', async () => {
+    await using t = testApp()
+    const reader = await t.key(undefined, ['tasks:read'])
+    expect((await t.request('/v1/tasks', { key: reader })).status).toBe(200)
+    const refused = await t.request('/v1/tasks', { method: 'POST', key: reader, json: { title: 'x' } })
+    expect(refused.status).toBe(403)
+    expect(refused.headers.get('www-authenticate')).toContain('scope="tasks:write"')
+    await problemOf(refused)
+    const writerOnly = await t.key(undefined, ['tasks:write'])
+    expect((await t.request('/v1/tasks', { key: writerOnly })).status).toBe(403)
+    const admin = await t.key(undefined, ['admin'])
+    expect((await t.request('/v1/tasks', { method: 'POST', key: admin, json: { title: 'x' } })).status).toBe(201)
+  })
+
+  test('authentication is decided before the body schema', async () => {
+    await using t = testApp()
+    const noKey = await t.request('/v1/tasks', { method: 'POST', json: { nonsense: true } })
+    expect(noKey.status).toBe(401)
+    const reader = await t.key(undefined, ['tasks:read'])
+    const noScope = await t.request('/v1/tasks', { method: 'POST', key: reader, json: { nonsense: true } })
+    expect(noScope.status).toBe(403)
+  })
+
+  test('keys are stored only as SHA-256', async () => {
+    await using t = testApp()
+    const { id, raw } = await createKey(t.store.keys, 'dana', ['tasks:read'])
+    const record = await t.store.keys.byId(id)
+    expect(record?.hash).toEqual(new Uint8Array(new Bun.CryptoHasher('sha256').update(raw).digest()))
+    const file = await Bun.file(`${t.dir}/app.sqlite`).bytes()
+    const wal = await Bun.file(`${t.dir}/app.sqlite-wal`).exists() ? await Bun.file(`${t.dir}/app.sqlite-wal`).bytes() : new Uint8Array()
+    const secret = raw.split('_')[2]!
+    expect(Buffer.from(file).includes(secret)).toBe(false)
+    expect(Buffer.from(wal).includes(secret)).toBe(false)
+  })
+})

@@ -1,0 +1,32 @@
+import { describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
+import { ConfigError, loadConfig } from '../src/config'
+
+describe('configuration', () => {
+  test('defaults follow the contract', () => {
+    expect(loadConfig({})).toEqual({
+      port: 3000, host: '0.0.0.0', databaseUrl: 'sqlite:data/app.sqlite', redisUrl: null, modelsDir: 'models',
+      simulator: true, logLevel: 'info', rateLimit: { rate: 100, burst: 200 }, bodyLimit: 1024 * 1024,
+    })
+  })
+
+  test.each([
+    ['PORT', 'eighty'], ['PORT', '70000'], ['DATABASE_URL', 'mysql://x'], ['REDIS_URL', 'localhost:6379'],
+    ['SIMULATOR', 'yes'], ['LOG_LEVEL', 'verbose'], ['RATE_LIMIT', '100'], ['RATE_LIMIT', '0/10'],
+  ])('%s=%s is refused naming the variable', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError)
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name}=`))
+  })
+
+  test('a bad value stops the process with one line naming the variable', async () => {
+    const proc = Bun.spawn([process.execPath, 'src/index.ts'], {
+      cwd: join(import.meta.dir, '..'),
+      env: { ...process.env, PORT: 'eighty' },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited])
+    expect(code).toBe(2)
+    expect(stderr.trim().split('\n')).toEqual(['taskmesh: PORT="eighty" is invalid: expected an integer from 0 to 65535'])
+  })
+})

@@ -1,0 +1,60 @@
+// Starts the real service (or the compiled binary) as a child process on port 0.
+import { join } from 'node:path'
+import type { Subprocess } from 'bun'
+
+export interface RunningServer {
+  url: string
+  proc: Subprocess<'ignore', 'pipe', 'pipe'>
+  /** Everything the process printed so far. */
+  output(): string
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+const root = join(import.meta.dir, '..')
+
+export async function startServer(env: Record<string, string>, command = [process.execPath, 'src/index.ts'], cwd = root): Promise<RunningServer> {
+  const proc = Bun.spawn(command, {
+    cwd,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SIMULATOR: 'off', RATE_LIMIT: 'off', LOG_LEVEL: 'info', ...env },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  let output = ''
+  const listening = Promise.withResolvers<string>()
+  void (async () => {
+    const decoder = new TextDecoder()
+    for await (const chunk of proc.stdout) {
+      output += decoder.decode(chunk, { stream: true })
+      const match = /"url":"(http:\/\/[^"]+)","msg":"listening"/.exec(output)
+      if (match) listening.resolve(match[1]!)
+    }
+    listening.reject(new Error(`server exited before listening:\n${output}`))
+  })()
+  void (async () => {
+    output += await new Response(proc.stderr).text()
+  })()
+  const url = await listening.promise
+  return {
+    url,
+    proc,
+    output: () => output,
+    async [Symbol.asyncDispose]() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
+      await proc.exited
+    },
+  }
+}
+
+/** Runs the keys CLI against a database and returns the raw key it printed last. */
+export async function cliKey(databaseUrl: string, owner: string, scopes: string[] = []): Promise<string> {
+  const proc = Bun.spawn([process.execPath, 'src/cli/keys.ts', 'create', owner, ...scopes.flatMap((s) => ['--scope', s])], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const [stdout, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited])
+  if (code !== 0) throw new Error(`keys create failed (${code}): ${await new Response(proc.stderr).text()}`)
+  return stdout.trim().split('\n').at(-1)!
+}
