@@ -1,5 +1,6 @@
 // Entry point: read the configuration, open the store, serve, shut down cleanly.
-// `taskmesh keys …` runs the keys CLI instead, so the single-file executable carries it too.
+// `taskmesh keys …` runs the keys CLI instead, so the single-file executable carries it too;
+// `taskmesh healthcheck` probes a running instance.
 import { createApp } from './app'
 import { ConfigError, loadConfig, type Config } from './config'
 import { openStore } from './db'
@@ -22,6 +23,13 @@ if (process.argv[2] === 'keys') {
 }
 
 const config = configOrExit()
+
+// `taskmesh healthcheck`: for container HEALTHCHECKs in images without curl.
+if (process.argv[2] === 'healthcheck') {
+  const ok = await fetch(`http://127.0.0.1:${config.port}/healthz`).then((r) => r.ok, () => false)
+  process.exit(ok ? 0 : 1)
+}
+
 const log = createLogger(config.logLevel)
 const store = openStore(config.databaseUrl)
 let accepting = true

@@ -8,11 +8,13 @@ import {
   type Activation,
   type CompiledNet,
   type DenseLayer,
+  type Fill,
   Kernel,
   type LogisticModel,
   type MlpModel,
   ModelShapeError,
   type ModelSpec,
+  fillFrom,
   linearLayers,
   logisticLayers,
   mlpLayers,
@@ -78,9 +80,8 @@ async function fixture(name: string): Promise<Fixture> {
   }
 }
 
-const fillRows = (rows: readonly (readonly number[])[], nIn: number) => (input: Float64Array) => {
-  rows.forEach((row, r) => input.set(row, r * nIn))
-}
+/** A Fill serving chunks of a packed row-major batch. */
+const fillPacked = (x: Float64Array, nIn: number): Fill => (input, first, count) => input.set(x.subarray(first * nIn, (first + count) * nIn))
 
 let kernel: Kernel
 beforeAll(async () => {
@@ -100,7 +101,7 @@ describe('dense', () => {
       const layer: DenseLayer = { weights: matrix(rand, nIn, nOut, 2), bias: Array.from(uniform(rand, nOut, 5)), activation: 'identity' }
       const x = uniform(rand, rows * nIn, 10)
       const net = kernel.compile([layer])
-      const actual = net.run(rows, (input) => input.set(x))
+      const actual = net.run(rows, fillPacked(x, nIn))
       kernel.release(net)
 
       const wT = ref.transpose(layer.weights)
@@ -129,7 +130,7 @@ describe('dense', () => {
     x.fill(0, 0, nIn)
     const layer: DenseLayer = { weights: matrix(rand, nIn, nOut, 1e-10), bias: [0, 1e300, -1], activation: 'identity' }
     const net = kernel.compile([layer])
-    const actual = net.run(rows, (input) => input.set(x))
+    const actual = net.run(rows, fillPacked(x, nIn))
     kernel.release(net)
     const expected = new Float64Array(rows * nOut)
     ref.dense(x, rows, nIn, ref.transpose(layer.weights), Float64Array.from(layer.bias), nOut, expected)
@@ -145,7 +146,7 @@ describe('activations', () => {
   function activate(activation: Activation, rows: number, cols: number, x: Float64Array): Float64Array {
     const net = kernel.compile([identityLayer(cols, activation)])
     try {
-      return net.run(rows, (input) => input.set(x))
+      return net.run(rows, fillPacked(x, cols))
     } finally {
       kernel.release(net)
     }
@@ -216,13 +217,11 @@ describe('networks', () => {
   function compare(layers: DenseLayer[], rows: number, seed: number): void {
     const net = kernel.compile(layers)
     const x = uniform(prng(seed), rows * net.nIn, 3)
-    const actual = net.run(rows, (input) => input.set(x))
+    const actual = net.run(rows, fillPacked(x, net.nIn))
     kernel.release(net)
-    const expected = compileAndRun(layers, rows, x)
+    const expected = ref.compileReference(layers).run(rows, fillPacked(x, net.nIn))
     expect(mismatches(actual, expected, 1e-9)).toEqual([])
   }
-
-  const compileAndRun = (layers: DenseLayer[], rows: number, x: Float64Array) => ref.compileReference(layers).run(rows, (input) => input.set(x))
 
   // Widths alternate wide and narrow so both scratch halves (inputs + even layers, odd layers) are exercised.
   test('a deep net with every activation and uneven widths matches the reference', () => {
@@ -237,7 +236,7 @@ describe('networks', () => {
     const rows = 50
     const x = uniform(rand, rows * 6, 3)
     const net = kernel.compile(logisticLayers(model))
-    const predictions = toPredictions(model, net.run(rows, (input) => input.set(x)), rows)
+    const predictions = toPredictions(model, net.run(rows, fillPacked(x, 6)), rows)
     kernel.release(net)
 
     const z = new Float64Array(rows)
@@ -283,8 +282,8 @@ describe('scikit-learn fixtures', () => {
       const rel = modelLayers(model).some((l) => l.activation !== 'identity' && l.activation !== 'relu') ? 1e-6 : 1e-9
       const net = kernel.compile(modelLayers(model))
       const rows = expected.inputs.length
-      const batch = toPredictions(model, net.run(rows, fillRows(expected.inputs, net.nIn)), rows)
-      const single = expected.inputs.flatMap((row) => toPredictions(model, net.run(1, fillRows([row], net.nIn)), 1))
+      const batch = toPredictions(model, net.run(rows, fillFrom(expected.inputs)), rows)
+      const single = expected.inputs.flatMap((row) => toPredictions(model, net.run(1, fillFrom([row])), 1))
       kernel.release(net)
 
       for (const predictions of [batch, single]) {
@@ -368,20 +367,20 @@ describe('memory', () => {
     const net = own.compile(layers)
     const reference = ref.compileReference(layers)
     const x = uniform(rand, 10_000 * 300, 2)
-    const fill = (rows: number) => (input: Float64Array) => input.set(x.subarray(0, rows * 300))
+    const fill = fillPacked(x, 300)
     const start = own.memoryBytes
     const check = (actual: Float64Array, rows: number) => {
-      const expected = reference.run(rows, fill(rows))
+      const expected = reference.run(rows, fill)
       expect(mismatches(actual, expected, 1e-12, batchScale(expected))).toEqual([])
     }
-    for (const rows of [1, 3, 100, 1000, 10_000]) check(net.run(rows, fill(rows)), rows)
+    for (const rows of [1, 3, 100, 1000, 10_000]) check(net.run(rows, fill), rows)
     expect(own.memoryBytes).toBeGreaterThan(start)
     // After one round of compile/run/release per batch size, further rounds fit in what is already there.
     let settled = 0
     for (let i = 0; i < 60; i++) {
       const extra = own.compile(layers)
       const rows = [1, 10_000, 77, 4096][i % 4]!
-      check(extra.run(rows, fill(rows)), rows)
+      check(extra.run(rows, fill), rows)
       own.release(extra)
       if (i === 3) settled = own.memoryBytes
     }

@@ -95,7 +95,8 @@ interface KernelExports {
 const PAGE_BYTES = 65536
 const ALIGN = 16
 
-const CHUNK_BYTES = Number(process.env.CHUNK_BYTES ?? 256 * 1024)
+// Scratch per chunk of rows: small enough that a chunk's inputs are still in L2 when dense reads them.
+const CHUNK_BYTES = 256 * 1024
 
 const align = (bytes: number): number => Math.ceil(bytes / ALIGN) * ALIGN
 
@@ -180,7 +181,6 @@ interface PlacedLayer {
   act: Activation
 }
 
-let reuse = new Float64Array(0)
 let modulePromise: Promise<WebAssembly.Module> | undefined
 
 /** One instance of the kernel with its own memory. Single-threaded: one `run` at a time. */
@@ -202,7 +202,11 @@ export class Kernel {
 
   /** Instantiates a fresh kernel (the compiled module is shared between instances). */
   static async load(): Promise<Kernel> {
-    modulePromise ??= Bun.file(wasmPath).arrayBuffer().then((bytes) => WebAssembly.compile(bytes))
+    modulePromise ??= Bun.file(wasmPath).arrayBuffer().then((bytes) => WebAssembly.compile(bytes)).catch((error: unknown) => {
+      // Let a later call retry rather than remember the failure forever.
+      modulePromise = undefined
+      throw error
+    })
     const instance = await WebAssembly.instantiate(await modulePromise, {})
     const exports = instance.exports as Record<string, unknown>
     for (const name of ['heapBase', 'dense', 'relu', 'tanh', 'sigmoid', 'softmax']) {
@@ -263,12 +267,12 @@ export class Kernel {
     if (!this.live.has(net)) throw new Error('this net was released or belongs to another kernel')
     if (!Number.isSafeInteger(rows) || rows < 0) throw new RangeError(`rows must be a non-negative integer, got ${rows}`)
     if (this.running) throw new Error('the kernel is already running a batch (fill must not call the kernel)')
-    const result = (reuse.length >= rows * net.nOut ? reuse : (reuse = new Float64Array(rows * net.nOut))).subarray(0, rows*net.nOut)
+    const result = new Float64Array(rows * net.nOut)
     if (rows === 0) return result
     this.running = true
     try {
       const chunk = Math.min(rows, net.chunkRows)
-      // Inputs and odd layers' outputs live in region A, even layers' outputs in region B.
+      // Layers ping-pong between two regions: A holds the inputs and the outputs of layers 1, 3, …; B those of layers 0, 2, ….
       const bytesA = align(chunk * net.widthA * 8)
       this.ensureScratch(bytesA + chunk * net.widthB * 8)
       const wasm = this.wasm
@@ -311,7 +315,7 @@ export class Kernel {
 class Net implements CompiledNet {
   readonly nIn: number
   readonly nOut: number
-  /** Widest row held in scratch region A (the input and every odd layer's output) and in B. */
+  /** Widest row held in scratch region A (the input, layers 1, 3, …) and in B (layers 0, 2, …). */
   readonly widthA: number
   readonly widthB: number
   /** Rows per chunk: a multiple of 4 (dense's unroll) whose scratch fits in about CHUNK_BYTES. */
@@ -402,8 +406,11 @@ export function modelLayers(model: ModelSpec): DenseLayer[] {
  */
 export function toPredictions(model: ModelSpec, outputs: Float64Array, rows: number): Prediction[] {
   const classes = model.kind === 'linear' ? undefined : model.classes
-  const width = rows === 0 ? 0 : outputs.length / rows
   if (!classes) return Array.from(outputs)
+  const width = rows === 0 ? classes.length : outputs.length / rows
+  if (width !== classes.length && !(width === 1 && classes.length === 2)) {
+    throw new ModelShapeError(`${width} outputs per row do not fit ${classes.length} classes`)
+  }
   const predictions: Classification[] = []
   const probs = new Array<number>(classes.length)
   for (let r = 0; r < rows; r++) {
