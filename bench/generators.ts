@@ -75,23 +75,22 @@ function toAutocannon(request: PlannedRequest, etags: Map<string, string>): Auto
 export async function runAutocannon(options: RunOptions): Promise<GeneratorResult> {
   let client = 0
   const cpuBefore = process.cpuUsage()
-  const instance = autocannon({
-    url: options.url,
-    connections: options.connections,
-    duration: options.durationSec,
-    timeout: 10,
-    setupClient(c: autocannon.Client) {
-      const plan = options.plans[client++ % options.plans.length]!
-      c.setRequests(plan.map((request) => toAutocannon(request, options.etags)) as unknown as autocannon.Request[])
-    },
-  })
-  const abort = () => instance.stop()
-  options.signal.addEventListener('abort', abort, { once: true })
+  let abort = () => {}
   let result: autocannon.Result
   try {
     result = await new Promise<autocannon.Result>((resolve, reject) => {
-      instance.on('done', resolve)
-      instance.on('error', reject)
+      const instance = autocannon({
+        url: options.url,
+        connections: options.connections,
+        duration: options.durationSec,
+        timeout: 10,
+        setupClient(c: autocannon.Client) {
+          const plan = options.plans[client++ % options.plans.length]!
+          c.setRequests(plan.map((request) => toAutocannon(request, options.etags)) as unknown as autocannon.Request[])
+        },
+      }, (error, done) => (error ? reject(error) : resolve(done)))
+      abort = () => instance.stop()
+      options.signal.addEventListener('abort', abort, { once: true })
     })
   } finally {
     options.signal.removeEventListener('abort', abort)

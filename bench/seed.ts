@@ -1,6 +1,8 @@
 // The data the bench runs against: owners with API keys made by the keys CLI, and a
 // realistic tasks table created through the HTTP API (so every row is exactly what the
 // service would write). Deterministic: the same plan gives the same titles and counts.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 
 export interface SeedOwner {
   name: string
@@ -122,11 +124,23 @@ export interface KeysOptions {
   track(child: Bun.Subprocess): void
 }
 
+/**
+ * The `keys` script of package.json (`bun src/cli/keys.ts`) with this very bun binary, so it
+ * works even when no `bun` is on PATH (which `bun run keys` would need).
+ */
+function keysCommand(options: KeysOptions): string[] {
+  const pkg = JSON.parse(readFileSync(join(options.cwd, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }
+  const script = pkg.scripts?.keys
+  const words = script?.trim().split(/\s+/) ?? []
+  if (words[0] === 'bun' && words.length > 1 && words.every((w) => /^[\w./@:=-]+$/.test(w))) return [options.bun, ...words.slice(1)]
+  return [options.bun, 'run', 'keys']
+}
+
 /** `bun run keys create OWNER` for each owner; the key is the last line of stdout. */
 export async function createKeys(owners: string[], options: KeysOptions): Promise<Map<string, string>> {
   const keys = new Map<string, string>()
   const one = async (owner: string) => {
-    const child = Bun.spawn([options.bun, 'run', 'keys', 'create', owner], {
+    const child = Bun.spawn([...keysCommand(options), 'create', owner], {
       cwd: options.cwd,
       env: { ...process.env, DATABASE_URL: options.databaseUrl, LOG_LEVEL: 'warn' },
       stdout: 'pipe',

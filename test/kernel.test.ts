@@ -356,35 +356,84 @@ describe('memory', () => {
     expect({ bytes: own.memoryBytes, live: own.liveNets }).toEqual({ bytes, live: 0 })
   })
 
-  test('growing batches grow memory, keep earlier nets correct, then stay put', async () => {
+  test('nets compiled before memory grows keep running correctly after it', async () => {
     const own = await Kernel.load()
     const rand = prng(6)
-    const layers: DenseLayer[] = [
-      { weights: matrix(rand, 300, 16, 0.1), bias: Array.from(uniform(rand, 16, 1)), activation: 'relu' },
-      { weights: matrix(rand, 16, 1, 1), bias: [0.5], activation: 'identity' },
+    const layers = (nIn: number, hidden: number): DenseLayer[] => [
+      { weights: matrix(rand, nIn, hidden, 0.1), bias: Array.from(uniform(rand, hidden, 1)), activation: 'relu' },
+      { weights: matrix(rand, hidden, 1, 1), bias: [0.5], activation: 'identity' },
     ]
-    // Compiled before any growth: its weights must survive every memory.grow.
-    const net = own.compile(layers)
-    const reference = ref.compileReference(layers)
+    const x = uniform(rand, 1000 * 300, 2)
+    const fill = fillPacked(x, 300)
+    const nets = [layers(300, 16)].map((l) => ({ net: own.compile(l), reference: ref.compileReference(l) }))
+    const check = ({ net, reference }: (typeof nets)[number], rows: number) => {
+      const expected = reference.run(rows, fill)
+      expect(mismatches(net.run(rows, fill), expected, 1e-12, batchScale(expected))).toEqual([])
+    }
+    const start = own.memoryBytes
+    // Each 300×64 layer is ~150 KiB, so memory grows several times while earlier nets hold pointers into it.
+    for (let i = 0; i < 30; i++) {
+      const l = layers(300, 64)
+      nets.push({ net: own.compile(l), reference: ref.compileReference(l) })
+      check(nets[0]!, 1 + i * 33)
+      check(nets.at(-1)!, 4)
+    }
+    expect(own.memoryBytes).toBeGreaterThan(start + 30 * 150_000)
+    for (const entry of nets) check(entry, 100)
+    for (const { net } of nets) own.release(net)
+    expect(own.liveNets).toBe(0)
+  })
+
+  test('batches run in bounded scratch: memory settles after the first round, whatever the batch size', async () => {
+    const own = await Kernel.load()
+    const rand = prng(7)
+    const layers: DenseLayer[] = [
+      { weights: matrix(rand, 300, 16, 0.1), bias: Array.from(uniform(rand, 16, 1)), activation: 'tanh' },
+      { weights: matrix(rand, 16, 3, 1), bias: Array.from(uniform(rand, 3, 1)), activation: 'softmax' },
+    ]
     const x = uniform(rand, 10_000 * 300, 2)
     const fill = fillPacked(x, 300)
-    const start = own.memoryBytes
-    const check = (actual: Float64Array, rows: number) => {
-      const expected = reference.run(rows, fill)
-      expect(mismatches(actual, expected, 1e-12, batchScale(expected))).toEqual([])
-    }
-    for (const rows of [1, 3, 100, 1000, 10_000]) check(net.run(rows, fill), rows)
-    expect(own.memoryBytes).toBeGreaterThan(start)
-    // After one round of compile/run/release per batch size, further rounds fit in what is already there.
+    const sizes = [1, 10_000, 77, 4096]
+    const reference = ref.compileReference(layers)
+    const expected = sizes.map((rows) => reference.run(rows, fill))
     let settled = 0
-    for (let i = 0; i < 60; i++) {
-      const extra = own.compile(layers)
-      const rows = [1, 10_000, 77, 4096][i % 4]!
-      check(extra.run(rows, fill), rows)
-      own.release(extra)
+    for (let i = 0; i < 20; i++) {
+      const net = own.compile(layers)
+      const rows = sizes[i % 4]!
+      expect(mismatches(net.run(rows, fill), expected[i % 4]!, 1e-9)).toEqual([])
+      own.release(net)
       if (i === 3) settled = own.memoryBytes
     }
     expect(own.memoryBytes).toBe(settled)
+    // Chunking means even the largest batch needs far less scratch than its own inputs.
+    expect(settled).toBeLessThan(x.byteLength / 4)
+  })
+
+  test('fill is asked for every row exactly once, in order, a chunk at a time', () => {
+    const rand = prng(8)
+    const layer: DenseLayer = { weights: matrix(rand, 300, 2, 1), bias: [0, 1], activation: 'identity' }
+    const net = kernel.compile([layer])
+    const x = uniform(rand, 10_000 * 300, 1)
+    const calls: [number, number][] = []
+    const packed = fillPacked(x, 300)
+    const actual = net.run(10_000, (input, first, count) => {
+      calls.push([first, count])
+      expect(input.length).toBe(count * 300)
+      packed(input, first, count)
+    })
+    kernel.release(net)
+    expect(calls.length).toBeGreaterThan(1)
+    expect(calls.map(([first]) => first)).toEqual(calls.map((_, k) => calls.slice(0, k).reduce((sum, [, count]) => sum + count, 0)))
+    expect(calls.reduce((sum, [, count]) => sum + count, 0)).toBe(10_000)
+    const expected = ref.compileReference([layer]).run(10_000, packed)
+    expect(mismatches(actual, expected, 1e-9, batchScale(expected))).toEqual([])
+  })
+
+  test('fillFrom rejects a row of the wrong length', () => {
+    const net = kernel.compile(linearLayers({ kind: 'linear', coef: [1, 2], intercept: 0 }))
+    expect(() => net.run(2, fillFrom([[1, 2], [3]]))).toThrow(RangeError)
+    expect(Array.from(net.run(2, fillFrom([[1, 2], [3, 4]])))).toEqual([5, 11])
+    kernel.release(net)
   })
 
   test('a released net cannot run, and releasing twice is harmless', () => {

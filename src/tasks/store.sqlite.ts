@@ -7,6 +7,9 @@ import type { CreateResult, IdempotentCreate, ListFilter, TaskFields, TaskRow, T
 
 const p = sql.placeholder
 
+/** How long an Idempotency-Key is remembered. */
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
+
 const columns = {
   id: tasks.id,
   owner: tasks.owner,
@@ -47,6 +50,8 @@ export class SqliteTaskStore implements TaskStore {
   private readonly deleteTask
   private readonly findIdempotent
   private readonly insertIdempotent
+  private readonly purgeIdempotent
+  private insertsSincePurge = 0
 
   constructor(private readonly db: SqliteDb) {
     const owned = and(eq(tasks.id, p('id')), eq(tasks.owner, p('owner')))
@@ -64,10 +69,17 @@ export class SqliteTaskStore implements TaskStore {
     }).where(and(owned, versionMatches)).returning(columns).prepare()
     this.deleteTask = db.delete(tasks).where(and(owned, versionMatches)).returning({ id: tasks.id }).prepare()
     this.findIdempotent = db.select({ fingerprint: idempotencyKeys.fingerprint, response: idempotencyKeys.response })
-      .from(idempotencyKeys).where(and(eq(idempotencyKeys.owner, p('owner')), eq(idempotencyKeys.key, p('key')))).prepare()
+      .from(idempotencyKeys)
+      .where(and(eq(idempotencyKeys.owner, p('owner')), eq(idempotencyKeys.key, p('key')), gt(idempotencyKeys.createdAt, p('since'))))
+      .prepare()
+    // An expired key may be used again: its old row is overwritten.
     this.insertIdempotent = db.insert(idempotencyKeys).values({
       owner: p('owner'), key: p('key'), fingerprint: p('fingerprint'), response: p('response'), createdAt: p('now'),
+    }).onConflictDoUpdate({
+      target: [idempotencyKeys.owner, idempotencyKeys.key],
+      set: { fingerprint: sql`excluded.fingerprint`, response: sql`excluded.response`, createdAt: sql`excluded.created_at` },
     }).prepare()
+    this.purgeIdempotent = db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, p('since'))).prepare()
   }
 
   private fieldValues(fields: TaskFields) {
@@ -84,9 +96,14 @@ export class SqliteTaskStore implements TaskStore {
   insert(owner: string, fields: TaskFields, now: number, idempotency?: IdempotentCreate): CreateResult {
     const values = { owner, now, ...this.fieldValues(fields) }
     if (!idempotency) return { row: this.insertTask.get(values) as TaskRow }
+    const since = now - IDEMPOTENCY_TTL_MS
+    if (++this.insertsSincePurge >= 1000) {
+      this.insertsSincePurge = 0
+      this.purgeIdempotent.run({ since })
+    }
     // The lookup, the task and the key commit together, so a repeat can never make a second row.
     return this.db.transaction(() => {
-      const previous = this.findIdempotent.get({ owner, key: idempotency.key })
+      const previous = this.findIdempotent.get({ owner, key: idempotency.key, since })
       if (previous) return previous.fingerprint === idempotency.fingerprint ? { replay: previous.response } : { conflict: true as const }
       const row = this.insertTask.get(values) as TaskRow
       this.insertIdempotent.run({ owner, key: idempotency.key, fingerprint: idempotency.fingerprint, response: idempotency.render(row), now })

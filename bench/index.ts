@@ -1,0 +1,405 @@
+// `bun run bench`: load tests that measure the service against the ceiling of this machine.
+//
+// Starts the service (scratch SQLite database, simulator and rate limit off, keys from the
+// keys CLI), seeds a realistic table through the API, starts bench/ceiling.ts (a bare
+// Bun.serve with the same request shapes), then runs every scenario against both —
+// interleaved, each after a warm-up — and reports req/s, latency, errors, CPU of server and
+// load generator, and service ÷ ceiling. See `bun run bench --help`.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { type GeneratorName, runGenerator, wrkPath } from './generators.ts'
+import { cores, cpuSeconds, hasTaskset, killAll, pin, pinned, type Server, startServer, stopAll, track } from './processes.ts'
+import { GENERATOR_BOUND, markdown, type RunMeta, type ScenarioResult, svgChart, type TargetMeasurement, terminalTable } from './report.ts'
+import { type PlannedRequest, type Scenario, type ScenarioContext, scenarioNamed, scenarios } from './scenarios.ts'
+import { createKeys, fullSeed, ownerNames, type Seed, type SeedPlan, seedTasks, smokeSeed } from './seed.ts'
+
+const benchDir = import.meta.dir
+const root = resolve(benchDir, '..')
+const resultsDir = join(benchDir, 'results')
+
+const usage = `usage: bun run bench [options]
+
+  --scenario NAME      run only these scenarios (repeatable, or a comma list): ${scenarios.map((s) => s.name).join(', ')}
+  --duration SECONDS   measured time per scenario and target (default 8; smoke 1)
+  --warmup SECONDS     warm-up before each measurement (default 2; smoke 0.5)
+  --connections N      concurrent connections (default 64; smoke 8)
+  --generator NAME     autocannon (default, in-process) or wrk (needs the wrk binary)
+  --check              fail when a service/ceiling ratio is below its floor in bench/floors.json
+  --smoke              very short run on a small seed: only asserts zero errors and expected statuses
+  --cpu-prof           run the service under bun --cpu-prof; the profile and a summary go to bench/results/profiles/
+  --keep               keep the scratch directory (database, logs)
+  -h, --help
+
+Writes bench/results/<timestamp>.json, latest.json, latest.md and latest.svg.
+Exit status: 0 ok, 1 errors / unexpected statuses / floor missed, 2 usage, 130 interrupted.`
+
+class UsageError extends Error {}
+
+interface Options {
+  scenarios: Scenario[]
+  durationSec: number
+  warmupSec: number
+  connections: number
+  generator: GeneratorName
+  check: boolean
+  smoke: boolean
+  cpuProf: boolean
+  keep: boolean
+}
+
+function parseOptions(argv: string[]): Options | null {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      scenario: { type: 'string', multiple: true },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      connections: { type: 'string' },
+      generator: { type: 'string' },
+      check: { type: 'boolean' },
+      smoke: { type: 'boolean' },
+      'cpu-prof': { type: 'boolean' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help) return null
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`)
+  const smoke = values.smoke ?? false
+  const number = (name: string, raw: string | undefined, fallback: number, min: number) => {
+    if (raw === undefined) return fallback
+    const n = Number(raw)
+    if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number ≥ ${min}`)
+    return n
+  }
+  const names = (values.scenario ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)
+  const selected = names.length === 0 ? scenarios : names.map((name) => {
+    const scenario = scenarioNamed(name)
+    if (!scenario) throw new UsageError(`unknown scenario ${name}; known: ${scenarios.map((s) => s.name).join(', ')}`)
+    return scenario
+  })
+  const generator = values.generator ?? 'autocannon'
+  if (generator !== 'autocannon' && generator !== 'wrk') throw new UsageError('--generator must be autocannon or wrk')
+  if (generator === 'wrk' && !wrkPath) {
+    throw new UsageError('--generator wrk: the wrk binary is not installed (Debian/Ubuntu: apt-get install wrk). The default generator, autocannon, needs nothing.')
+  }
+  return {
+    scenarios: [...new Set(selected)],
+    durationSec: number('duration', values.duration, smoke ? 1 : 8, 0.5),
+    warmupSec: number('warmup', values.warmup, smoke ? 0.5 : 2, 0),
+    connections: Math.round(number('connections', values.connections, smoke ? 8 : 64, 1)),
+    generator,
+    check: values.check ?? false,
+    smoke,
+    cpuProf: values['cpu-prof'] ?? false,
+    keep: values.keep ?? false,
+  }
+}
+
+// --- lifecycle ----------------------------------------------------------------
+
+const controller = new AbortController()
+/** Servers started so far, for diagnostics when something fails. */
+const started: Server[] = []
+let scratch: string | null = null
+let keepScratch = false
+
+function removeScratch(): void {
+  if (scratch && !keepScratch) rmSync(scratch, { recursive: true, force: true })
+}
+
+process.on('exit', () => {
+  killAll('SIGKILL')
+  removeScratch()
+})
+
+let interrupted = 0
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    interrupted++
+    if (interrupted > 1) process.exit(130)
+    console.error(`\n${signal}: stopping the load and every child process…`)
+    controller.abort()
+    void stopAll(2000).finally(() => process.exit(130))
+  })
+}
+
+function checkAborted(): void {
+  if (controller.signal.aborted) throw new Error('interrupted')
+}
+
+// --- helpers ------------------------------------------------------------------
+
+function commit(): string | null {
+  const result = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD'], { cwd: root, stdout: 'pipe', stderr: 'ignore' })
+  return result.exitCode === 0 ? result.stdout.toString().trim() : null
+}
+
+function loadFloors(): Record<string, number> {
+  const path = join(benchDir, 'floors.json')
+  if (!existsSync(path)) return {}
+  return JSON.parse(readFileSync(path, 'utf8')) as Record<string, number>
+}
+
+const seconds = (start: number) => (performance.now() - start) / 1000
+
+/** Current ETags of every conditional path in the plans, fetched with GET (also after an interrupted run). */
+async function refreshEtags(url: string, plans: PlannedRequest[][], etags: Map<string, string>): Promise<void> {
+  const conditional = new Map<string, string>()
+  for (const plan of plans) for (const r of plan) if (r.conditional) conditional.set(r.path, r.headers['X-API-Key'] ?? '')
+  await Promise.all([...conditional].map(async ([path, key]) => {
+    const response = await fetch(`${url}${path}`, { headers: { 'X-API-Key': key } })
+    await response.arrayBuffer()
+    const etag = response.headers.get('etag')
+    if (response.status !== 200 || !etag) throw new Error(`GET ${path} for its ETag answered ${response.status}`)
+    etags.set(path, etag)
+  }))
+}
+
+/** One request of the scenario through fetch, to fail early with a readable message. */
+async function preflight(url: string, scenario: Scenario, plans: PlannedRequest[][], etags: Map<string, string>): Promise<string | null> {
+  const seen = new Set<string>()
+  for (const request of plans[0] ?? []) {
+    const kind = `${request.method} ${request.conditional ? 'conditional' : ''}`
+    if (seen.has(kind)) continue
+    seen.add(kind)
+    const headers: Record<string, string> = { ...request.headers }
+    let body = request.body
+    if (request.conditional) {
+      headers['If-Match'] = etags.get(request.path) ?? '*'
+      body = request.conditional.bodies[0]
+    }
+    const response = await fetch(`${url}${request.path}`, { method: request.method, headers, body })
+    const text = await response.text()
+    if (!scenario.expect.includes(response.status)) {
+      return `${request.method} ${request.path} answered ${response.status} (expected ${scenario.expect.join('/')}): ${text.slice(0, 300)}`
+    }
+    const etag = response.headers.get('etag')
+    if (request.conditional && etag) etags.set(request.path, etag)
+  }
+  return null
+}
+
+// --- main -----------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  let options: Options | null
+  try {
+    options = parseOptions(process.argv.slice(2))
+  } catch (error) {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`bench: ${(error as Error).message}\n\n${usage}`)
+      return 2
+    }
+    throw error
+  }
+  if (!options) {
+    console.log(usage)
+    return 0
+  }
+  keepScratch = options.keep
+
+  // Server on core 0, this process (autocannon) and wrk on core 1.
+  const canPin = hasTaskset && cores() >= 2
+  const serverCore = canPin ? 0 : null
+  const generatorCore = canPin ? 1 : null
+  const pinnedSelf = canPin && pin(process.pid, 1)
+  if (!canPin) console.log(hasTaskset ? 'note: fewer than 2 cores available; server and load generator share cores' : 'note: taskset not found; processes are not pinned to cores')
+
+  const plan: SeedPlan = { ...(options.smoke ? smokeSeed : fullSeed) }
+  plan.writeTargets = Math.max(plan.writeTargets, Math.ceil(options.connections / plan.heavyOwners))
+
+  scratch = mkdtempSync(join(tmpdir(), 'taskmesh-bench-'))
+  const databaseUrl = `sqlite:${join(scratch, 'app.sqlite')}`
+  const profileDir = join(resultsDir, 'profiles')
+  console.log(`taskmesh bench: ${options.scenarios.map((s) => s.name).join(', ')} · ${options.generator} · ${options.connections} connections · ` +
+    `${options.warmupSec} s warm-up + ${options.durationSec} s per measurement${options.smoke ? ' · smoke' : ''}${pinnedSelf ? ' · server on core 0, generator on core 1' : ''}`)
+
+  // Keys with the keys CLI.
+  let start = performance.now()
+  const names = ownerNames(plan)
+  const keys = await createKeys(names, { cwd: root, databaseUrl, bun: process.execPath, concurrency: 4, track })
+  const keysSec = seconds(start)
+  checkAborted()
+
+  // The service.
+  const serviceArgv = [process.execPath, ...(options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), 'src/index.ts']
+  if (options.cpuProf) mkdirSync(profileDir, { recursive: true })
+  const service = await startServer('service', pinned(serviceArgv, serverCore), {
+    cwd: root,
+    env: { PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, SIMULATOR: 'off', LOG_LEVEL: 'info', RATE_LIMIT: 'off' },
+  })
+  started.push(service)
+  checkAborted()
+
+  // The seed, through the API.
+  start = performance.now()
+  const seeded = await seedTasks(service.url, plan, keys, names, 32)
+  const seed: Seed = { ...seeded, seconds: { keys: keysSec, tasks: seconds(start) } }
+  console.log(`seeded ${seed.tasks.toLocaleString('en-US')} tasks over ${seed.owners.length} owners (${seed.heavy.length} with ≥ 100 tasks) ` +
+    `in ${seed.seconds.tasks.toFixed(1)} s; ${names.length} keys in ${keysSec.toFixed(1)} s`)
+  checkAborted()
+
+  // The ceiling, with a task and a page of the seeded data so response sizes match.
+  const owner = seed.heavy[0]!
+  const page = await (await fetch(`${service.url}/v1/tasks?limit=20`, { headers: { 'X-API-Key': owner.key } })).text()
+  const items = (JSON.parse(page) as { items: unknown[] }).items.map((item) => JSON.stringify(item)).sort((a, b) => a.length - b.length)
+  const fixtures = join(scratch, 'ceiling-fixtures.json')
+  writeFileSync(fixtures, JSON.stringify({ task: items[Math.floor(items.length / 2)], page }))
+  const ceiling = await startServer('ceiling', pinned([process.execPath, join(benchDir, 'ceiling.ts')], serverCore), {
+    cwd: root,
+    env: { PORT: '0', HOST: '127.0.0.1', CEILING_FIXTURES: fixtures },
+  })
+  started.push(ceiling)
+
+  const context: ScenarioContext = { seed, connections: options.connections }
+  const floors = loadFloors()
+  const etagsOf = new Map<Server, Map<string, string>>([[service, new Map()], [ceiling, new Map()]])
+  const results: ScenarioResult[] = []
+  const steps = options.scenarios.length * 2
+  let step = 0
+
+  for (const [index, scenario] of options.scenarios.entries()) {
+    const plans = Array.from({ length: Math.min(options.connections, 100_000) }, (_, i) => scenario.connection(i, context))
+    const result: ScenarioResult = {
+      name: scenario.name, description: scenario.description, service: null, ceiling: null,
+      ratio: Number.NaN, floor: floors[scenario.name] ?? null, failures: [],
+    }
+    results.push(result)
+    // Alternate who goes first so drift over the run hits both sides alike.
+    const order = index % 2 === 0 ? [service, ceiling] : [ceiling, service]
+    for (const target of order) {
+      step++
+      checkAborted()
+      const etags = etagsOf.get(target)!
+      const label = `[${step}/${steps}] ${scenario.name} ${target.name}`
+      try {
+        await refreshEtags(target.url, plans, etags)
+        const problem = await preflight(target.url, scenario, plans, etags)
+        if (problem) throw new Error(`preflight: ${problem}`)
+        const run = (durationSec: number) => scenario.measure
+          ? scenario.measure({ ...context, url: target.url, target: target.name as 'service' | 'ceiling', durationSec, signal: controller.signal })
+          : runGenerator(options.generator, {
+            url: target.url, plans, connections: options.connections, durationSec, expect: scenario.expect,
+            etags, signal: controller.signal, core: generatorCore,
+          })
+        if (options.warmupSec > 0) {
+          process.stdout.write(`${label}: warm-up ${options.warmupSec} s … `)
+          const warm = await run(options.warmupSec)
+          if (warm.errors > 0 || warm.unexpected > 0) {
+            result.failures.push(`${target.name} warm-up: ${warm.errors} errors, ${warm.unexpected} unexpected statuses ${JSON.stringify(warm.statuses)}`)
+          }
+          await refreshEtags(target.url, plans, etags)
+        } else {
+          process.stdout.write(`${label}: `)
+        }
+        checkAborted()
+        process.stdout.write(`measuring ${options.durationSec} s … `)
+        const cpuBefore = cpuSeconds(target.pid)
+        const t0 = performance.now()
+        const measured = await run(options.durationSec)
+        const wallSec = seconds(t0)
+        const serverCpuSec = cpuSeconds(target.pid) - cpuBefore
+        const m: TargetMeasurement = { ...measured, wallSec, serverCpu: serverCpuSec / wallSec, generatorCpu: measured.generatorCpuSec / wallSec }
+        result[target === service ? 'service' : 'ceiling'] = m
+        const gen = m.generatorCpu >= GENERATOR_BOUND ? ' (generator-bound)' : ''
+        console.log(`${Math.round(m.rps).toLocaleString('en-US')} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, server CPU ${Math.round(m.serverCpu * 100)}%, generator CPU ${Math.round(m.generatorCpu * 100)}%${gen}`)
+        if (m.errors > 0 || m.unexpected > 0 || m.non2xx > 0 || m.requests === 0) {
+          const problem = `${target.name}: ${m.errors} errors, ${m.non2xx} non-2xx, ${m.unexpected} unexpected statuses ${JSON.stringify(m.statuses)}${m.requests === 0 ? ', no responses' : ''}`
+          result.failures.push(problem)
+          console.log(`  ✗ FAILED ${scenario.name} ${problem}`)
+        }
+      } catch (error) {
+        if (controller.signal.aborted) throw error
+        const message = `${target.name}: ${(error as Error).message}`
+        result.failures.push(message)
+        console.log(`\n  ✗ FAILED ${scenario.name} ${message}`)
+        if (target.child.exitCode !== null) {
+          console.log(`  ${target.name} exited (${target.child.exitCode}); stderr:\n${target.stderrTail()}`)
+          throw new Error(`${target.name} died during ${scenario.name}`)
+        }
+      }
+    }
+    if (result.service && result.ceiling) result.ratio = result.service.rps / result.ceiling.rps
+    if (options.check && !options.smoke && result.floor !== null && !(result.ratio >= result.floor)) {
+      result.failures.push(`ratio ${Number.isFinite(result.ratio) ? result.ratio.toFixed(2) : 'unknown'} is below the floor ${result.floor}`)
+    }
+  }
+
+  // Stop the servers gracefully (the service writes its CPU profile on exit).
+  const serviceExit = await service.stop()
+  await ceiling.stop()
+  if (serviceExit !== 0) console.log(`note: the service exited with ${serviceExit} on SIGTERM\n${service.stderrTail()}`)
+
+  const meta: RunMeta = {
+    date: new Date().toISOString(),
+    generator: options.generator,
+    connections: options.connections,
+    durationSec: options.durationSec,
+    warmupSec: options.warmupSec,
+    mode: options.smoke ? 'smoke' : 'full',
+    bun: Bun.version,
+    cpu: cpus()[0]?.model.trim() ?? 'unknown CPU',
+    cores: cores(),
+    pinned: pinnedSelf,
+    commit: commit(),
+    seed: { owners: seed.owners.length, heavyOwners: seed.heavy.length, tasks: seed.tasks, keysSec, tasksSec: seed.seconds.tasks },
+  }
+
+  console.log(`\n${terminalTable(results)}\n`)
+  const generatorBound = results.flatMap((r) => [r.service, r.ceiling].filter((m) => m && m.generatorCpu >= GENERATOR_BOUND).map((m) => `${r.name} ${m === r.service ? 'service' : 'ceiling'}`))
+  if (generatorBound.length > 0) {
+    console.log(`the load generator (${options.generator}) used ≥ ${GENERATOR_BOUND * 100}% of its core in: ${generatorBound.join(', ')} — ` +
+      'there it, not the server, limited req/s; a ceiling measured so is a lower bound, and its ratio an upper bound.' +
+      (options.generator === 'autocannon' ? ' Try --generator wrk.' : ''))
+  }
+
+  mkdirSync(resultsDir, { recursive: true })
+  const stamp = meta.date.replace(/[:.]/g, '-')
+  const record = JSON.stringify({ meta, floors, results }, null, 2) + '\n'
+  if (!options.smoke) {
+    writeFileSync(join(resultsDir, `${stamp}.json`), record)
+    writeFileSync(join(resultsDir, 'latest.json'), record)
+    writeFileSync(join(resultsDir, 'latest.md'), markdown(results, meta))
+    writeFileSync(join(resultsDir, 'latest.svg'), svgChart(results, meta))
+    console.log(`wrote bench/results/${stamp}.json, latest.json, latest.md, latest.svg`)
+  } else {
+    writeFileSync(join(resultsDir, 'smoke.json'), record)
+    console.log('wrote bench/results/smoke.json')
+  }
+  if (options.cpuProf) {
+    const { summarizeLatest } = await import('./profile.ts')
+    console.log(summarizeLatest(profileDir))
+  }
+
+  const failed = results.filter((r) => r.failures.length > 0)
+  if (failed.length > 0) {
+    console.log(`\n✗ ${failed.length} scenario(s) FAILED:`)
+    for (const r of failed) for (const f of r.failures) console.log(`  ${r.name}: ${f}`)
+    return 1
+  }
+  console.log(options.smoke ? '\n✓ smoke: every scenario completed with zero errors and only expected statuses' : '\n✓ no errors, no unexpected statuses' + (options.check ? ', every ratio at or above its floor' : ''))
+  return 0
+}
+
+let code: number
+try {
+  code = await main()
+} catch (error) {
+  if (controller.signal.aborted) {
+    code = 130
+  } else {
+    console.error(`\nbench failed: ${(error as Error).stack ?? error}`)
+    for (const server of started) {
+      const state = server.child.exitCode === null ? 'running' : `exited with ${server.child.exitCode}${server.child.signalCode ? ` (${server.child.signalCode})` : ''}`
+      console.error(`${server.name} (pid ${server.pid}) ${state}; last stderr:\n${server.stderrTail() || '(empty)'}`)
+    }
+    code = 1
+  }
+}
+await stopAll(3000)
+removeScratch()
+process.exit(code)
