@@ -5,6 +5,7 @@ import autocannon from 'autocannon'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { LatencyHistogram } from './histogram.ts'
 import { pinned, track } from './processes.ts'
 import type { GeneratorResult, PlannedRequest } from './scenarios.ts'
 
@@ -12,7 +13,10 @@ export type GeneratorName = 'autocannon' | 'wrk'
 
 export interface RunOptions {
   url: string
-  /** One request list per connection; connection i loops over plans[i % plans.length]. */
+  /**
+   * One request list per connection; connection i loops over plans[i]. Plans beyond
+   * `connections` are spares: wrk adds their conditional resources to its pool.
+   */
   plans: PlannedRequest[][]
   connections: number
   durationSec: number
@@ -76,6 +80,7 @@ export async function runAutocannon(options: RunOptions): Promise<GeneratorResul
   let client = 0
   const cpuBefore = process.cpuUsage()
   let abort = () => {}
+  const latency = new LatencyHistogram()
   let result: autocannon.Result
   try {
     result = await new Promise<autocannon.Result>((resolve, reject) => {
@@ -89,6 +94,10 @@ export async function runAutocannon(options: RunOptions): Promise<GeneratorResul
           c.setRequests(plan.map((request) => toAutocannon(request, options.etags)) as unknown as autocannon.Request[])
         },
       }, (error, done) => (error ? reject(error) : resolve(done)))
+      // Our own histogram: autocannon's rounds latencies to whole milliseconds.
+      instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+        if (status >= 200 && status < 300) latency.record(ms)
+      })
       abort = () => instance.stop()
       options.signal.addEventListener('abort', abort, { once: true })
     })
@@ -106,8 +115,8 @@ export async function runAutocannon(options: RunOptions): Promise<GeneratorResul
     requests: responses,
     durationSec: result.duration,
     rps: responses / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
+    p50: latency.percentile(50),
+    p99: latency.percentile(99),
     errors: result.errors,
     non2xx: result.non2xx,
     unexpected: countUnexpected(statuses, options.expect),
@@ -132,7 +141,13 @@ function lua(value: string): string {
  * response, when its 200 arrives — the ETag `"id.version"` names the resource.
  */
 export function wrkScript(plans: PlannedRequest[][], connections: number, etags: Map<string, string>): string {
+  const pool = new Map<string, { key: string; etag: string }>()
   const used = Array.from({ length: connections }, (_, i) => plans[i % plans.length]!)
+  // wrk calls request() once more than it sends (one spare resource is lost at start), so the
+  // pool gets the conditional resources of the spare plans too and never runs dry.
+  for (const plan of plans.slice(connections)) {
+    for (const request of plan) if (request.conditional) pool.set(request.path, { key: request.headers['X-API-Key'] ?? '', etag: etags.get(request.path) ?? '*' })
+  }
   const keys: string[] = []
   const keyIndex = (key: string) => {
     let i = keys.indexOf(key)
@@ -147,7 +162,6 @@ export function wrkScript(plans: PlannedRequest[][], connections: number, etags:
     return i + 1
   }
   const sequence: string[] = []
-  const pool = new Map<string, { key: string; etag: string }>()
   let conditionalBodies: string[] = []
   const longest = Math.max(...used.map((plan) => plan.length))
   for (let step = 0; step < longest; step++) {
@@ -179,6 +193,7 @@ export function wrkScript(plans: PlannedRequest[][], connections: number, etags:
     'local inflight = {}',
     'local fallback = nil',
     'statuses = {}',
+    'fallbacks = 0',
     '',
     'function init(args)',
     '  for j = 1, n do',
@@ -201,7 +216,7 @@ export function wrkScript(plans: PlannedRequest[][], connections: number, etags:
     '  local r = prebuilt[i]',
     '  if r then return r end',
     '  local c = table.remove(pool)',
-    '  if c == nil then return fallback end',
+    '  if c == nil then fallbacks = fallbacks + 1; return fallback end',
     '  inflight[string.match(c[1], "(%d+)$")] = c',
     '  turn = turn + 1',
     '  return wrk.format("PATCH", c[1], { ["X-API-Key"] = keys[c[2]], ["Content-Type"] = "application/json", ["If-Match"] = c[3] }, condBodies[turn % #condBodies + 1])',
@@ -231,6 +246,7 @@ export function wrkScript(plans: PlannedRequest[][], connections: number, etags:
     '  for _, t in ipairs(threads) do',
     '    local s = t:get("statuses")',
     '    if s then for k, v in pairs(s) do io.write(string.format("BENCH_STATUS %d %d\\n", k, v)) end end',
+    '    io.write(string.format("BENCH_FALLBACK %d\\n", t:get("fallbacks") or 0))',
     '  end',
     '  local e = summary.errors',
     '  io.write(string.format("BENCH_SUMMARY %d %d %d %d %d %d %d %d\\n", summary.duration, summary.requests, summary.bytes,',
@@ -264,6 +280,8 @@ export async function runWrk(options: RunOptions): Promise<GeneratorResult> {
     const [durationUs, requests, bytes, connect, read, write, status, timeout] = summary.slice(1).map(Number) as number[]
     const statuses: Record<string, number> = {}
     for (const match of stdout.matchAll(/BENCH_STATUS (\d+) (\d+)/g)) statuses[match[1]!] = Number(match[2])
+    // Requests sent instead of a conditional write because no resource was free: the plan was not followed.
+    const fallbacks = [...stdout.matchAll(/BENCH_FALLBACK (\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0)
     const known = Object.keys(statuses).length > 0
     const durationSec = durationUs! / 1e6
     return {
@@ -275,8 +293,8 @@ export async function runWrk(options: RunOptions): Promise<GeneratorResult> {
       errors: connect! + read! + write! + timeout!,
       // wrk counts status ≥ 400 ("Non-2xx or 3xx"); exact statuses only when the script tracks them.
       non2xx: known ? countUnexpected(statuses, [200, 201, 202, 203, 204, 205, 206]) : status!,
-      unexpected: known ? countUnexpected(statuses, options.expect) : status!,
-      statuses,
+      unexpected: (known ? countUnexpected(statuses, options.expect) : status!) + fallbacks,
+      statuses: fallbacks > 0 ? { ...statuses, 'fallback (no free conditional resource)': fallbacks } : statuses,
       bytesPerResponse: requests! > 0 ? bytes! / requests! : Number.NaN,
       generatorCpuSec: usage ? (Number(usage.cpuTime.user) + Number(usage.cpuTime.system)) / 1e6 : Number.NaN,
     }

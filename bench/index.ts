@@ -10,12 +10,13 @@ import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { type GeneratorName, runGenerator, wrkPath } from './generators.ts'
-import { cores, cpuSeconds, hasTaskset, killAll, pin, pinned, type Server, startServer, stopAll, track } from './processes.ts'
-import { GENERATOR_BOUND, markdown, type RunMeta, type ScenarioResult, svgChart, type TargetMeasurement, terminalTable } from './report.ts'
+import { cores, cpuSeconds, hasTaskset, machineBusySeconds, killAll, pin, pinned, type Server, startServer, stopAll, track } from './processes.ts'
+import { GENERATOR_BOUND, markdown, NOISY, type RunMeta, type ScenarioResult, svgChart, type TargetMeasurement, terminalTable } from './report.ts'
 import { type PlannedRequest, type Scenario, type ScenarioContext, scenarioNamed, scenarios } from './scenarios.ts'
 import { createKeys, fullSeed, ownerNames, type Seed, type SeedPlan, seedTasks, smokeSeed } from './seed.ts'
 
 const benchDir = import.meta.dir
+const SPARE_PLANS = 2
 const root = resolve(benchDir, '..')
 const resultsDir = join(benchDir, 'results')
 
@@ -210,7 +211,7 @@ async function main(): Promise<number> {
   if (!canPin) console.log(hasTaskset ? 'note: fewer than 2 cores available; server and load generator share cores' : 'note: taskset not found; processes are not pinned to cores')
 
   const plan: SeedPlan = { ...(options.smoke ? smokeSeed : fullSeed) }
-  plan.writeTargets = Math.max(plan.writeTargets, Math.ceil(options.connections / plan.heavyOwners))
+  plan.writeTargets = Math.max(plan.writeTargets, Math.ceil((options.connections + SPARE_PLANS) / plan.heavyOwners))
 
   scratch = mkdtempSync(join(tmpdir(), 'taskmesh-bench-'))
   const databaseUrl = `sqlite:${join(scratch, 'app.sqlite')}`
@@ -263,7 +264,8 @@ async function main(): Promise<number> {
   let step = 0
 
   for (const [index, scenario] of options.scenarios.entries()) {
-    const plans = Array.from({ length: Math.min(options.connections, 100_000) }, (_, i) => scenario.connection(i, context))
+    // One plan per connection plus spares (see RunOptions.plans).
+    const plans = Array.from({ length: options.connections + SPARE_PLANS }, (_, i) => scenario.connection(i, context))
     const result: ScenarioResult = {
       name: scenario.name, description: scenario.description, service: null, ceiling: null,
       ratio: Number.NaN, floor: floors[scenario.name] ?? null, failures: [],
@@ -299,14 +301,27 @@ async function main(): Promise<number> {
         checkAborted()
         process.stdout.write(`measuring ${options.durationSec} s … `)
         const cpuBefore = cpuSeconds(target.pid)
+        const selfBefore = process.cpuUsage()
+        const busyBefore = machineBusySeconds()
         const t0 = performance.now()
         const measured = await run(options.durationSec)
         const wallSec = seconds(t0)
         const serverCpuSec = cpuSeconds(target.pid) - cpuBefore
-        const m: TargetMeasurement = { ...measured, wallSec, serverCpu: serverCpuSec / wallSec, generatorCpu: measured.generatorCpuSec / wallSec }
+        const self = process.cpuUsage(selfBefore)
+        // Everything else the machine did meanwhile; autocannon runs in this process, wrk does not.
+        const ours = serverCpuSec + measured.generatorCpuSec + (options.generator === 'wrk' || scenario.measure ? (self.user + self.system) / 1e6 : 0)
+        const otherCpuSec = Math.max(0, machineBusySeconds() - busyBefore - ours)
+        const m: TargetMeasurement = {
+          ...measured, wallSec,
+          serverCpu: serverCpuSec / wallSec,
+          generatorCpu: measured.generatorCpuSec / wallSec,
+          otherCpu: otherCpuSec / wallSec,
+        }
         result[target === service ? 'service' : 'ceiling'] = m
         const gen = m.generatorCpu >= GENERATOR_BOUND ? ' (generator-bound)' : ''
-        console.log(`${Math.round(m.rps).toLocaleString('en-US')} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, server CPU ${Math.round(m.serverCpu * 100)}%, generator CPU ${Math.round(m.generatorCpu * 100)}%${gen}`)
+        const noisy = m.otherCpu > NOISY ? ` — other processes used ${Math.round(m.otherCpu * 100)}% of a core meanwhile (noisy)` : ''
+        console.log(`${Math.round(m.rps).toLocaleString('en-US')} req/s, p50 ${m.p50.toFixed(2)} ms, p99 ${m.p99.toFixed(2)} ms, ` +
+          `server CPU ${Math.round(m.serverCpu * 100)}%, generator CPU ${Math.round(m.generatorCpu * 100)}%${gen}${noisy}`)
         if (m.errors > 0 || m.unexpected > 0 || m.non2xx > 0 || m.requests === 0) {
           const problem = `${target.name}: ${m.errors} errors, ${m.non2xx} non-2xx, ${m.unexpected} unexpected statuses ${JSON.stringify(m.statuses)}${m.requests === 0 ? ', no responses' : ''}`
           result.failures.push(problem)

@@ -59,35 +59,39 @@ async function benchModels(): Promise<BenchModel[]> {
   ]
 }
 
-/** Batches per second of one call to `run` per iteration, over `seconds` after `warmup` seconds. */
-function rate(run: () => void, seconds: number, warmup: number): number {
-  const until = (s: number) => Bun.nanoseconds() + s * 1e9
-  for (const end = until(warmup); Bun.nanoseconds() < end;) run()
+/** Calls of `run` per second over about `seconds`. */
+function rate(run: () => void, seconds: number): number {
   const start = Bun.nanoseconds()
+  const end = start + seconds * 1e9
   let calls = 0
-  for (const end = until(seconds); Bun.nanoseconds() < end; calls++) run()
+  for (; Bun.nanoseconds() < end; calls++) run()
   return calls / ((Bun.nanoseconds() - start) / 1e9)
-}
-
-const median = (values: number[]) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)]!
-
-/**
- * Median batches/s of each function: they take turns in ROUNDS short rounds, so a noisy neighbour
- * slows both rather than whichever happened to run at the time.
- */
-function compareRates(runs: (() => void)[], seconds: number, warmup: number): number[] {
-  const samples = runs.map(() => [] as number[])
-  runs.forEach((run) => rate(run, warmup, 0))
-  for (let round = 0; round < ROUNDS; round++) runs.forEach((run, i) => samples[i]!.push(rate(run, seconds / ROUNDS, 0)))
-  return samples.map(median)
 }
 
 const ROUNDS = 5
 
-function largestRelativeError(a: Float64Array, b: Float64Array): number {
-  let worst = 0
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / Math.max(Math.abs(b[i]!), 1e-300))
-  return worst
+const median = (values: number[]) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)]!
+
+/**
+ * Median calls/s of each function after a warm-up: they take turns over ROUNDS short rounds, so a
+ * noisy neighbour slows both rather than whichever happened to be running at the time.
+ */
+function compareRates(runs: (() => void)[], seconds: number, warmup: number): number[] {
+  for (const run of runs) rate(run, warmup)
+  const samples = runs.map(() => [] as number[])
+  for (let round = 0; round < ROUNDS; round++) runs.forEach((run, i) => samples[i]!.push(rate(run, seconds / ROUNDS)))
+  return samples.map(median)
+}
+
+/** Largest |a - b| relative to b's largest magnitude (a row's own value may cancel to ~0). */
+function largestError(a: Float64Array, b: Float64Array): number {
+  let error = 0
+  let scale = 0
+  for (let i = 0; i < a.length; i++) {
+    error = Math.max(error, Math.abs(a[i]! - b[i]!))
+    scale = Math.max(scale, Math.abs(b[i]!))
+  }
+  return error / scale
 }
 
 export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<KernelBenchResult[]> {
@@ -104,8 +108,8 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
       for (const input of inputs) {
         const fill: Fill = input === 'rows' ? fillFrom(rows) : (x, first, count) => x.set(packed.subarray(first * nIn, (first + count) * nIn))
         // Benchmarking wrong code is worse than no benchmark.
-        const error = largestRelativeError(nets[0].run(batch, fill), nets[1].run(batch, fill))
-        if (error > 1e-9) throw new Error(`${model.name}: kernel and reference differ by ${error} (relative)`)
+        const error = largestError(nets[0].run(batch, fill), nets[1].run(batch, fill))
+        if (!(error <= 1e-9)) throw new Error(`${model.name}: kernel and reference differ by ${error} (relative)`)
         const [kernelRate, typescriptRate] = compareRates(nets.map((net) => () => net.run(batch, fill)), seconds, warmupSeconds).map((r) => r * batch) as [number, number]
         results.push({
           model: model.name,
@@ -124,13 +128,13 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
 
 if (import.meta.main) {
   const results = await runKernelBench()
-  const rate = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`)
+  const perSec = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`)
   console.table(results.map((r) => ({
     model: r.model,
     batch: r.batch,
     input: r.input,
-    'kernel rows/s': rate(r.kernelRowsPerSec),
-    'typescript rows/s': rate(r.typescriptRowsPerSec),
+    'kernel rows/s': perSec(r.kernelRowsPerSec),
+    'typescript rows/s': perSec(r.typescriptRowsPerSec),
     speedup: `${r.speedup.toFixed(2)}x`,
   })))
 }

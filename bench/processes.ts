@@ -73,6 +73,13 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / clockTicks
 }
 
+/** CPU time every process on the machine spent busy (user, nice, system, irq, softirq, steal), in seconds. */
+export function machineBusySeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!
+  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number) as number[]
+  return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / clockTicks
+}
+
 export interface Server {
   name: string
   url: string

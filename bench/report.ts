@@ -7,6 +7,8 @@ export interface TargetMeasurement extends GeneratorResult {
   serverCpu: number
   /** Load generator CPU over the measurement, in cores. */
   generatorCpu: number
+  /** CPU used by every other process on the machine meanwhile, in cores: noise from a shared host. */
+  otherCpu: number
   wallSec: number
 }
 
@@ -39,6 +41,8 @@ export interface RunMeta {
 
 /** The generator is treated as the bottleneck from this share of a core. */
 export const GENERATOR_BOUND = 0.9
+/** Other processes using more than this share of a core make a measurement suspect. */
+export const NOISY = 0.15
 
 export function bottleneck(m: TargetMeasurement | null): string {
   if (!m) return ''
@@ -62,7 +66,7 @@ function pad(rows: string[][]): string {
 
 export function terminalTable(results: ScenarioResult[]): string {
   const rows: string[][] = [[
-    'scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'unexpected', 'server CPU', 'gen CPU', 'bottleneck', 'B/resp', 'ratio', 'floor',
+    'scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'unexpected', 'server CPU', 'gen CPU', 'other CPU', 'bottleneck', 'B/resp', 'ratio', 'floor',
   ]]
   for (const r of results) {
     for (const [target, m] of [['service', r.service], ['ceiling', r.ceiling]] as const) {
@@ -70,7 +74,7 @@ export function terminalTable(results: ScenarioResult[]): string {
       const first = target === 'service' || !r.service
       rows.push([
         first ? r.name : '', target, int(m.rps), ms(m.p50), ms(m.p99), String(m.errors), String(m.unexpected),
-        pct(m.serverCpu), pct(m.generatorCpu), bottleneck(m), int(m.bytesPerResponse),
+        pct(m.serverCpu), pct(m.generatorCpu), pct(m.otherCpu), bottleneck(m), int(m.bytesPerResponse),
         first ? ratio(r.ratio) : '', first ? (r.floor === null ? '–' : r.floor.toFixed(2)) : '',
       ])
     }
@@ -94,6 +98,8 @@ export function markdown(results: ScenarioResult[], meta: RunMeta): string {
     `${meta.cores} cores (${meta.cpu})${meta.pinned ? ', server pinned to core 0 and load generator to core 1' : ', not pinned'}; ` +
     `${int(meta.seed.tasks)} tasks over ${meta.seed.owners} owners; Bun ${meta.bun}; ${meta.date}.`)
   lines.push('Ceiling: bench/ceiling.ts, a bare `Bun.serve` answering the same paths with same-size JSON (no framework, auth or database). CPU in share of one core.')
+  const noise = Math.max(0, ...results.flatMap((r) => [r.service?.otherCpu ?? 0, r.ceiling?.otherCpu ?? 0]))
+  if (noise > NOISY) lines.push(`Shared host: other processes used up to ${pct(noise)} of a core during a measurement; expect some noise.`)
   if (results.some((r) => r.ceiling && r.ceiling.generatorCpu >= GENERATOR_BOUND)) {
     lines.push(`¹ the load generator used ≥ ${GENERATOR_BOUND * 100}% of its core: the ceiling is at least this fast, so that ratio is an upper bound.`)
   }

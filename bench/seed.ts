@@ -172,11 +172,21 @@ export async function seedTasks(url: string, plan: SeedPlan, keys: Map<string, s
   }
   const ids: number[][] = counts.map(() => [])
   await pool(jobs, concurrency, async ({ owner, body }) => {
-    const response = await fetch(`${url}/v1/tasks`, {
+    const post = () => fetch(`${url}/v1/tasks`, {
       method: 'POST',
       headers: { 'X-API-Key': keys.get(ownerNames[owner]!)!, 'Content-Type': 'application/json' },
       body,
     })
+    // A dropped keep-alive connection is retried (at worst one extra task; only answered ids are kept).
+    let response: Response | undefined
+    for (let attempt = 1; !response; attempt++) {
+      try {
+        response = await post()
+      } catch (error) {
+        if (attempt >= 3) throw error
+        await Bun.sleep(50 * attempt)
+      }
+    }
     const text = await response.text()
     if (response.status !== 201) throw new Error(`seeding: POST /v1/tasks answered ${response.status}: ${text.slice(0, 300)}`)
     ids[owner]!.push((JSON.parse(text) as { id: number }).id)

@@ -2,10 +2,15 @@
 import { Elysia } from 'elysia'
 import type { Config } from './config'
 import type { Store } from './db'
+import { keyIdOf } from './platform/auth'
 import { docs } from './platform/docs'
+import { gateway } from './platform/gateway'
 import { health } from './platform/health'
 import { http } from './platform/http'
+import { Lifecycle } from './platform/lifecycle'
 import type { Logger } from './platform/logger'
+import { observability, Telemetry } from './platform/observability'
+import { MemoryLimiter, type Limiter } from './platform/ratelimit'
 import { RouteTable } from './platform/routes'
 import { tasks } from './tasks'
 
@@ -13,18 +18,23 @@ export interface AppDeps {
   config: Config
   store: Store
   log: Logger
-  /** Extra readiness conditions (shutdown in progress, models loaded, …). */
-  ready?: () => boolean
+  /** Rate-limit buckets: in memory unless given (Redis when REDIS_URL is set). */
+  limiter?: Limiter
+  telemetry?: Telemetry
+  /** Readiness and graceful shutdown; a fresh one (always accepting) unless given. */
+  lifecycle?: Lifecycle
 }
 
-export function createApp({ config, store, log, ready = () => true }: AppDeps) {
+export function createApp({ config, store, log, limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle() }: AppDeps) {
   const routes = new RouteTable()
   const app = new Elysia({ normalize: false })
-    .use(http({ bodyLimit: config.bodyLimit, routes, log }))
+    .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle }))
+    .use(observability(telemetry, log, keyIdOf))
+    .use(gateway({ config, keys: store.keys, limiter, telemetry }))
     .use(docs())
     .use(health([
       { name: 'database', check: () => store.ping() },
-      { name: 'accepting', check: ready },
+      { name: 'accepting', check: () => lifecycle.accepting },
     ]))
     .use(tasks(store.tasks, store.keys))
   routes.load(app.routes)

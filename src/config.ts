@@ -1,6 +1,9 @@
 // Every environment variable the service reads, parsed and validated once at start.
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
+export const RATE_GROUPS = ['tasks', 'sensors', 'inference'] as const
+export type RateGroup = (typeof RATE_GROUPS)[number]
+
 export interface RateLimit {
   rate: number
   burst: number
@@ -15,6 +18,12 @@ export interface Config {
   simulator: boolean
   logLevel: LogLevel
   rateLimit: RateLimit | null
+  /** Per scope group overrides of `rateLimit` (RATE_LIMIT_TASKS, …); absent groups use it. */
+  rateLimits: Partial<Record<RateGroup, RateLimit | null>>
+  /** Browser origins allowed by CORS and on WebSocket upgrades; none by default. */
+  corsOrigins: string[]
+  /** Longest a graceful shutdown waits for requests in flight, in milliseconds. */
+  shutdownTimeoutMs: number
   /** Largest request body accepted, in bytes. */
   bodyLimit: number
 }
@@ -67,14 +76,39 @@ function parseLogLevel(env: Env): LogLevel {
   return fail('LOG_LEVEL', raw, 'debug, info, warn or error')
 }
 
-function parseRateLimit(env: Env): RateLimit | null {
-  const raw = pick(env, 'RATE_LIMIT', '100/200')
+function parseRateLimit(name: string, raw: string): RateLimit | null {
   if (raw === 'off') return null
   const match = /^(\d+(?:\.\d+)?)\/(\d+)$/.exec(raw)
   const rate = Number(match?.[1])
   const burst = Number(match?.[2])
-  if (!match || rate <= 0 || burst < 1) fail('RATE_LIMIT', raw, 'RATE/BURST (e.g. 100/200) or off')
+  if (!match || rate <= 0 || burst < 1) fail(name, raw, 'RATE/BURST (e.g. 100/200) or off')
   return { rate, burst }
+}
+
+function parseGroupLimits(env: Env): Config['rateLimits'] {
+  const limits: Config['rateLimits'] = {}
+  for (const group of RATE_GROUPS) {
+    const name = `RATE_LIMIT_${group.toUpperCase()}`
+    const raw = env[name]
+    if (raw !== undefined && raw !== '') limits[group] = parseRateLimit(name, raw)
+  }
+  return limits
+}
+
+function parseOrigins(env: Env): string[] {
+  const raw = pick(env, 'CORS_ORIGINS', '')
+  const origins = raw.split(',').map((o) => o.trim()).filter(Boolean)
+  for (const origin of origins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) fail('CORS_ORIGINS', raw, 'a comma-separated list of origins like https://app.example.com')
+  }
+  return origins
+}
+
+function parseTimeout(env: Env): number {
+  const raw = pick(env, 'SHUTDOWN_TIMEOUT', '10')
+  const seconds = Number(raw)
+  if (!/^\d+(\.\d+)?$/.test(raw) || seconds > 3600) fail('SHUTDOWN_TIMEOUT', raw, 'seconds from 0 to 3600')
+  return seconds * 1000
 }
 
 export function loadConfig(env: Env): Config {
@@ -86,7 +120,10 @@ export function loadConfig(env: Env): Config {
     modelsDir: pick(env, 'MODELS_DIR', 'models'),
     simulator: parseSwitch(env, 'SIMULATOR', 'on'),
     logLevel: parseLogLevel(env),
-    rateLimit: parseRateLimit(env),
+    rateLimit: parseRateLimit('RATE_LIMIT', pick(env, 'RATE_LIMIT', '100/200')),
+    rateLimits: parseGroupLimits(env),
+    corsOrigins: parseOrigins(env),
+    shutdownTimeoutMs: parseTimeout(env),
     bodyLimit: 1024 * 1024,
   }
 }

@@ -1,10 +1,13 @@
 // Entry point: read the configuration, open the store, serve, shut down cleanly.
 // `taskmesh keys …` runs the keys CLI instead, so the single-file executable carries it too;
 // `taskmesh healthcheck` probes a running instance.
+import { RedisClient } from 'bun'
 import { createApp } from './app'
 import { ConfigError, loadConfig, type Config } from './config'
 import { openStore } from './db'
+import { Lifecycle } from './platform/lifecycle'
 import { createLogger } from './platform/logger'
+import { MemoryLimiter, RedisLimiter } from './platform/ratelimit'
 
 function configOrExit(): Config {
   try {
@@ -24,7 +27,6 @@ if (process.argv[2] === 'keys') {
 
 const config = configOrExit()
 
-// `taskmesh healthcheck`: for container HEALTHCHECKs in images without curl.
 if (process.argv[2] === 'healthcheck') {
   const ok = await fetch(`http://127.0.0.1:${config.port}/healthz`).then((r) => r.ok, () => false)
   process.exit(ok ? 0 : 1)
@@ -32,8 +34,17 @@ if (process.argv[2] === 'healthcheck') {
 
 const log = createLogger(config.logLevel)
 const store = openStore(config.databaseUrl)
-let accepting = true
-const app = createApp({ config, store, log, ready: () => accepting })
+const lifecycle = new Lifecycle()
+const redis = config.redisUrl ? new RedisClient(config.redisUrl) : null
+const app = createApp({
+  config,
+  store,
+  log,
+  lifecycle,
+  limiter: redis ? new RedisLimiter(redis) : new MemoryLimiter(),
+})
+lifecycle.onShutdown(() => store.close())
+if (redis) lifecycle.onShutdown(() => redis.close())
 
 app.listen({
   port: config.port,
@@ -41,18 +52,17 @@ app.listen({
   // The parser enforces per-route limits with a problem+json 413; this only caps what Bun buffers.
   maxRequestBodySize: Math.max(config.bodyLimit, 16 * 1024 * 1024),
 })
-log.info({ url: `http://${config.host}:${app.server?.port}` }, 'listening')
+log.info({ url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${app.server?.port}` }, 'listening')
 
-async function shutdown(signal: string) {
-  if (!accepting) return
-  accepting = false
+let stopping = false
+async function stop(signal: string) {
+  if (stopping) return
+  stopping = true
   log.info({ signal }, 'shutting down')
-  // Stop accepting connections and let requests already received finish.
-  await app.server?.stop(false)
-  await store.close()
+  await lifecycle.shutdown(app.server, { timeoutMs: config.shutdownTimeoutMs, log })
   log.info('stopped')
   process.exit(0)
 }
 
-process.on('SIGTERM', () => void shutdown('SIGTERM'))
-process.on('SIGINT', () => void shutdown('SIGINT'))
+process.on('SIGTERM', () => void stop('SIGTERM'))
+process.on('SIGINT', () => void stop('SIGINT'))

@@ -135,13 +135,15 @@ describe('health', () => {
 describe('readiness during shutdown', () => {
   test('readyz is 503 once the service stops accepting', async () => {
     const { createApp } = await import('../src/app')
+    const { Lifecycle } = await import('../src/platform/lifecycle')
     await using t = testApp()
-    let accepting = true
-    const app = createApp({ config: t.config, store: t.store, log: (await import('../src/platform/logger')).createLogger('silent'), ready: () => accepting })
+    const lifecycle = new Lifecycle()
+    const app = createApp({ config: t.config, store: t.store, log: (await import('../src/platform/logger')).createLogger('silent'), lifecycle })
     expect((await app.handle(new Request('http://localhost/readyz'))).status).toBe(200)
-    accepting = false
+    lifecycle.accepting = false
     const response = await app.handle(new Request('http://localhost/readyz'))
     expect(response.status).toBe(503)
+    expect(response.headers.get('connection')).toBe('close')
     expect(await problemOf(response)).toMatchObject({ detail: 'not ready: accepting', checks: { database: true, accepting: false } })
   })
 })

@@ -54,15 +54,16 @@ const TINY = 1e-300
 /** |expected|'s largest value for every index: the error scale for outputs of several layers, where a row may cancel to ~0. */
 const batchScale = (expected: Float64Array) => new Float64Array(expected.length).fill(Math.max(...expected.map(Math.abs)))
 
-/** Indices where |actual - expected| > rel * scale (scale defaults to |expected|), or actual is NaN. */
-function mismatches(actual: ArrayLike<number>, expected: ArrayLike<number>, rel: number, scale?: ArrayLike<number>): number[] {
+/** Indices where |actual - expected| > rel * scale (scale defaults to |expected|), or either is not a number. */
+function mismatches(actual: ArrayLike<unknown>, expected: ArrayLike<number>, rel: number, scale?: ArrayLike<number>): number[] {
   expect(actual.length).toBe(expected.length)
   const bad: number[] = []
   for (let i = 0; i < expected.length; i++) {
-    const a = actual[i]!
+    const a = actual[i]
     const e = expected[i]!
     const s = scale ? scale[i]! : Math.abs(e)
-    if (Number.isNaN(a) || Math.abs(a - e) > Math.max(rel * s, TINY)) bad.push(i)
+    // Negated so that NaN on either side counts as a mismatch.
+    if (typeof a !== 'number' || !(Math.abs(a - e) <= Math.max(rel * s, TINY))) bad.push(i)
   }
   return bad
 }
@@ -89,6 +90,24 @@ beforeAll(async () => {
 })
 
 describe('dense', () => {
+  /**
+   * Runs one identity layer through the kernel and the reference. Summation order differs (SIMD
+   * lanes), so the error bound is relative to |b| + Σ|x·w| rather than to the possibly cancelled sum.
+   */
+  function compare(layer: DenseLayer, rows: number, x: Float64Array): Float64Array {
+    const [nIn, nOut] = [layer.weights.length, layer.bias.length]
+    const net = kernel.compile([layer])
+    const actual = net.run(rows, fillPacked(x, nIn))
+    kernel.release(net)
+    const wT = ref.transpose(layer.weights)
+    const expected = new Float64Array(rows * nOut)
+    ref.dense(x, rows, nIn, wT, Float64Array.from(layer.bias), nOut, expected)
+    const scale = new Float64Array(rows * nOut)
+    ref.dense(x.map(Math.abs), rows, nIn, wT.map(Math.abs), Float64Array.from(layer.bias, Math.abs), nOut, scale)
+    expect(mismatches(actual, expected, 1e-12, scale)).toEqual([])
+    return actual
+  }
+
   // [rows, nIn, nOut]: odd lengths (SIMD tail), nIn=1, one row, nOut=1, batches that are and are not multiples of 4.
   const shapes: [number, number, number][] = [
     [1, 1, 1], [1, 7, 3], [5, 1, 4], [3, 4, 1], [13, 33, 5], [4, 2, 2], [6, 3, 6],
@@ -99,19 +118,7 @@ describe('dense', () => {
     test(`${rows}×${nIn} → ${nOut} matches the reference`, () => {
       const rand = prng(rows * 1_000_003 + nIn * 1009 + nOut)
       const layer: DenseLayer = { weights: matrix(rand, nIn, nOut, 2), bias: Array.from(uniform(rand, nOut, 5)), activation: 'identity' }
-      const x = uniform(rand, rows * nIn, 10)
-      const net = kernel.compile([layer])
-      const actual = net.run(rows, fillPacked(x, nIn))
-      kernel.release(net)
-
-      const wT = ref.transpose(layer.weights)
-      const expected = new Float64Array(rows * nOut)
-      ref.dense(x, rows, nIn, wT, Float64Array.from(layer.bias), nOut, expected)
-      // Summation order differs (SIMD lanes), so the error bound is relative to |b| + Σ|x·w|, not to the (possibly cancelled) sum.
-      const scale = new Float64Array(rows * nOut)
-      const absX = x.map(Math.abs)
-      ref.dense(absX, rows, nIn, wT.map(Math.abs), Float64Array.from(layer.bias, Math.abs), nOut, scale)
-      expect(mismatches(actual, expected, 1e-12, scale)).toEqual([])
+      compare(layer, rows, uniform(rand, rows * nIn, 10))
     })
   }
 
@@ -129,15 +136,7 @@ describe('dense', () => {
     const x = uniform(rand, rows * nIn, 1e308)
     x.fill(0, 0, nIn)
     const layer: DenseLayer = { weights: matrix(rand, nIn, nOut, 1e-10), bias: [0, 1e300, -1], activation: 'identity' }
-    const net = kernel.compile([layer])
-    const actual = net.run(rows, fillPacked(x, nIn))
-    kernel.release(net)
-    const expected = new Float64Array(rows * nOut)
-    ref.dense(x, rows, nIn, ref.transpose(layer.weights), Float64Array.from(layer.bias), nOut, expected)
-    expect(actual.every(Number.isFinite)).toBe(true)
-    const scale = new Float64Array(rows * nOut)
-    ref.dense(x.map(Math.abs), rows, nIn, ref.transpose(layer.weights).map(Math.abs), Float64Array.from(layer.bias, Math.abs), nOut, scale)
-    expect(mismatches(actual, expected, 1e-12, scale)).toEqual([])
+    expect(compare(layer, rows, x).every(Number.isFinite)).toBe(true)
   })
 })
 
@@ -223,7 +222,7 @@ describe('networks', () => {
     expect(mismatches(actual, expected, 1e-9)).toEqual([])
   }
 
-  // Widths alternate wide and narrow so both scratch halves (inputs + even layers, odd layers) are exercised.
+  // Widths alternate wide and narrow so both ping-pong scratch regions get their widest row from different layers.
   test('a deep net with every activation and uneven widths matches the reference', () => {
     const layers = randomLayers(prng(1), [10, 300, 2, 50, 7, 3], ['tanh', 'relu', 'sigmoid', 'identity', 'softmax'])
     compare(layers, 1, 11)
@@ -239,13 +238,12 @@ describe('networks', () => {
     const predictions = toPredictions(model, net.run(rows, fillPacked(x, 6)), rows)
     kernel.release(net)
 
-    const z = new Float64Array(rows)
-    ref.dense(x, rows, 6, Float64Array.from(model.coef[0]!), Float64Array.from(model.intercept), 1, z)
-    ref.sigmoid(z)
-    const expected = Array.from(z, (p) => ({ label: p > 1 - p ? 'yes' : 'no', probabilities: { no: 1 - p, yes: p } }))
-    expect(predictions.map((p) => typeof p === 'object' && p.label)).toEqual(expected.map((p) => p.label))
-    const flat = (ps: typeof expected) => ps.flatMap((p) => [p.probabilities.no, p.probabilities.yes])
-    expect(mismatches(flat(predictions as typeof expected), flat(expected), 1e-9)).toEqual([])
+    const p = new Float64Array(rows)
+    ref.dense(x, rows, 6, Float64Array.from(model.coef[0]!), Float64Array.from(model.intercept), 1, p)
+    ref.sigmoid(p)
+    expect(predictions.map((q) => typeof q === 'object' && q.label)).toEqual(Array.from(p, (v) => (v > 1 - v ? 'yes' : 'no')))
+    const probabilities = predictions.flatMap((q) => (typeof q === 'object' ? [q.probabilities.no!, q.probabilities.yes!] : []))
+    expect(mismatches(probabilities, Array.from(p).flatMap((v) => [1 - v, v]), 1e-9)).toEqual([])
   })
 
   test('an mlp classifier with a single sigmoid output is binary, and numeric classes become string keys', () => {
@@ -288,7 +286,7 @@ describe('scikit-learn fixtures', () => {
 
       for (const predictions of [batch, single]) {
         if (expected.predictions) {
-          expect(mismatches(predictions as number[], expected.predictions, rel)).toEqual([])
+          expect(mismatches(predictions, expected.predictions, rel)).toEqual([])
         } else {
           const classes = model.classes!
           const probabilities = predictions.map((p) => (typeof p === 'number' ? [] : classes.map((c) => p.probabilities[c]!)))
@@ -354,6 +352,56 @@ describe('memory', () => {
     const bytes = own.memoryBytes
     for (let i = 1; i < 1000; i++) cycle()
     expect({ bytes: own.memoryBytes, live: own.liveNets }).toEqual({ bytes, live: 0 })
+  })
+
+  test('released neighbours merge: nets as large as several released ones take their place without growth', async () => {
+    const own = await Kernel.load()
+    const rand = prng(9)
+    // Each unit is ~1 MB, far more than the < 64 KiB a growth leaves spare at the end of memory.
+    const net = (units: number) => own.compile([{ weights: matrix(rand, 500 * units, 250, 1), bias: new Array<number>(250).fill(0), activation: 'identity' }])
+    const fitsWithoutGrowth = (units: number) => {
+      const bytes = own.memoryBytes
+      const big = net(units)
+      expect(own.memoryBytes).toBe(bytes)
+      return big
+    }
+    const [a, b, c, e] = [net(1), net(1), net(1), net(1)]
+    const guard = net(1)
+    // b then a: a merges with the free block after it.
+    own.release(b)
+    own.release(a)
+    const ab = fitsWithoutGrowth(2)
+    own.release(ab)
+    // e then c: c joins the free blocks on both sides.
+    own.release(e)
+    own.release(c)
+    const abce = fitsWithoutGrowth(4)
+    own.release(abce)
+    // a2 then b2 while c2 is held: b2 merges with the free block before it.
+    const [a2, b2, c2] = [net(1), net(1), net(1)]
+    own.release(a2)
+    own.release(b2)
+    const x = uniform(rand, 1000, 1)
+    const last = fitsWithoutGrowth(2)
+    expect(last.run(1, fillPacked(x, 1000)).every(Number.isFinite)).toBe(true)
+    for (const n of [last, c2, guard]) own.release(n)
+    expect(own.liveNets).toBe(0)
+  })
+
+  test('a larger scratch region replaces the old one instead of adding to it', async () => {
+    const own = await Kernel.load()
+    // So wide that even the minimum chunk of 4 rows needs 1, 2, 3, then 4 MB of scratch.
+    const widths = [32_768, 65_536, 98_304, 131_072]
+    let scratchTotal = 0
+    for (const nIn of widths) {
+      const layers: DenseLayer[] = [{ weights: Array.from({ length: nIn }, (_, i) => [i % 3]), bias: [1], activation: 'identity' }]
+      const net = own.compile(layers)
+      const ones = (input: Float64Array) => input.fill(1)
+      expect(Array.from(net.run(4, ones))).toEqual(Array.from(ref.compileReference(layers).run(4, ones)))
+      own.release(net)
+      scratchTotal += 4 * (nIn + 1) * 8
+    }
+    expect(own.memoryBytes).toBeLessThan(scratchTotal)
   })
 
   test('nets compiled before memory grows keep running correctly after it', async () => {

@@ -80,7 +80,7 @@ export function compileReference(layers: readonly DenseLayer[]): CompiledNet {
     nIn,
     nOut,
     run(rows, fill) {
-      if (rows > capacity) {
+      if (rows > capacity || buffers.length === 0) {
         capacity = rows
         buffers = [new Float64Array(rows * nIn), ...packed.map((l) => new Float64Array(rows * l.nOut))]
       }

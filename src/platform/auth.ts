@@ -16,11 +16,26 @@ export function presentedKey(headers: Headers): string | null {
   return null
 }
 
-export async function authenticate(keys: KeyStore, headers: Headers, scope: Scope): Promise<Principal> {
-  const raw = presentedKey(headers)
-  if (!raw) throw new HttpError(401, 'an API key is required (X-API-Key or Authorization: Bearer)', { 'www-authenticate': realm })
-  const principal = await verifyKey(keys, raw)
+// One verification per request, shared by the rate limiter (which runs first) and the route.
+const verified = new WeakMap<Request, Promise<Principal | null>>()
+
+/** The verified principal of a request's key, or null when it has none or a bad one. */
+export function principalOf(keys: KeyStore, request: Request): Promise<Principal | null> {
+  let result = verified.get(request)
+  if (!result) {
+    const raw = presentedKey(request.headers)
+    result = raw ? Promise.resolve(verifyKey(keys, raw)) : Promise.resolve(null)
+    verified.set(request, result)
+  }
+  return result
+}
+
+export async function authenticate(keys: KeyStore, request: Request, scope: Scope): Promise<Principal> {
+  const principal = await principalOf(keys, request)
   if (!principal) {
+    if (!presentedKey(request.headers)) {
+      throw new HttpError(401, 'an API key is required (X-API-Key or Authorization: Bearer)', { 'www-authenticate': realm })
+    }
     throw new HttpError(401, 'the API key is invalid or revoked', { 'www-authenticate': `${realm}, error="invalid_token"` })
   }
   if (!hasScope(principal, scope)) {
@@ -31,17 +46,22 @@ export async function authenticate(keys: KeyStore, headers: Headers, scope: Scop
   return principal
 }
 
-const principalOf = new WeakMap<Request, Principal>()
+const authorized = new WeakMap<Request, Principal>()
+
+/** The id of the key a request was authorized with, for the access log. */
+export function keyIdOf(request: Request): string | undefined {
+  return authorized.get(request)?.keyId
+}
 
 export function auth(keys: KeyStore) {
   return new Elysia({ name: 'platform/auth' }).macro({
     auth: (scope: Scope) => ({
       // transform runs after parsing but before schema validation: 401/403 win over 422.
       async transform({ request }) {
-        principalOf.set(request, await authenticate(keys, request.headers, scope))
+        authorized.set(request, await authenticate(keys, request, scope))
       },
       resolve({ request }) {
-        return { principal: principalOf.get(request)! }
+        return { principal: authorized.get(request)! }
       },
       detail: { security: [{ apiKey: [] }, { bearer: [] }] },
     }),

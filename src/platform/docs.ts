@@ -1,5 +1,6 @@
-// The OpenAPI 3.1 document, Swagger UI at /docs and ReDoc at /redoc, with every
-// script and style served from this process (no CDN).
+// The OpenAPI 3.1 document (@elysiajs/openapi), Swagger UI at /docs and ReDoc at
+// /redoc, with every script and style served from this process: no CDN, and a
+// strict CSP (no inline scripts) on both pages.
 import { openapi } from '@elysiajs/openapi'
 import { Elysia } from 'elysia'
 import swaggerBundle from 'swagger-ui-dist/swagger-ui-bundle.js' with { type: 'file' }
@@ -7,43 +8,65 @@ import swaggerCss from 'swagger-ui-dist/swagger-ui.css' with { type: 'file' }
 import redocBundle from 'redoc/bundles/redoc.standalone.js' with { type: 'file' }
 import pkg from '../../package.json'
 
-const assets: Record<string, { path: string; type: string }> = {
-  '/docs/assets/swagger-ui-bundle.js': { path: swaggerBundle, type: 'text/javascript; charset=utf-8' },
-  '/docs/assets/swagger-ui.css': { path: swaggerCss, type: 'text/css; charset=utf-8' },
-  '/redoc/assets/redoc.standalone.js': { path: redocBundle, type: 'text/javascript; charset=utf-8' },
+const js = 'text/javascript; charset=utf-8'
+const assets: Record<string, { file: string | Blob; type: string }> = {
+  '/docs/assets/swagger-ui-bundle.js': { file: swaggerBundle, type: js },
+  '/docs/assets/swagger-ui.css': { file: swaggerCss, type: 'text/css; charset=utf-8' },
+  '/docs/assets/init.js': {
+    file: new Blob([`window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', persistAuthorization: true, deepLinking: true })\n`]),
+    type: js,
+  },
+  '/redoc/assets/redoc.standalone.js': { file: redocBundle, type: js },
 }
 
-const redocPage = `<!doctype html>
+// Both UIs set inline style attributes, and ReDoc runs its search in a blob: worker.
+const csp = [
+  "default-src 'none'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
+  "font-src 'self' data:", "connect-src 'self'", "worker-src 'self' blob:", "base-uri 'none'",
+  "form-action 'self'", "frame-ancestors 'none'",
+].join('; ')
+
+const page = (title: string, body: string) => `<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>taskmesh API reference</title>
+  <title>${title}</title>
+${body}`
+
+const swaggerPage = page('taskmesh API: Swagger UI', `  <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
 </head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/assets/swagger-ui-bundle.js"></script>
+  <script src="/docs/assets/init.js"></script>
+</body>
+</html>`)
+
+const redocPage = page('taskmesh API: ReDoc', `</head>
 <body>
   <redoc spec-url="/openapi.json"></redoc>
   <script src="/redoc/assets/redoc.standalone.js"></script>
 </body>
-</html>`
+</html>`)
 
-function asset(path: string) {
+const html = (body: string) => () =>
+  new Response(body, { headers: { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': csp } })
+
+function asset({ path }: { path: string }) {
   const found = assets[path]!
-  return new Response(Bun.file(found.path), {
-    headers: { 'content-type': found.type, 'cache-control': 'public, max-age=86400' },
-  })
+  const body = typeof found.file === 'string' ? Bun.file(found.file) : found.file
+  return new Response(body, { headers: { 'content-type': found.type, 'cache-control': 'public, max-age=3600' } })
 }
 
+const hidden = { detail: { hide: true } }
+
 export function docs() {
-  return new Elysia({ name: 'platform/docs' })
+  const app = new Elysia({ name: 'platform/docs' })
     .use(openapi({
       path: '/docs',
       specPath: '/openapi.json',
-      provider: 'swagger-ui',
-      swagger: {
-        cdn: '/docs/assets/swagger-ui-bundle.js',
-        theme: '/docs/assets/swagger-ui.css',
-        persistAuthorization: true,
-      },
+      provider: null,
       exclude: { paths: ['/docs', '/redoc', ...Object.keys(assets)] },
       documentation: {
         info: {
@@ -59,8 +82,8 @@ export function docs() {
         },
       },
     }))
-    .get('/redoc', () => new Response(redocPage, { headers: { 'content-type': 'text/html; charset=utf-8' } }), { detail: { hide: true } })
-    .get('/docs/assets/swagger-ui-bundle.js', ({ path }) => asset(path), { detail: { hide: true } })
-    .get('/docs/assets/swagger-ui.css', ({ path }) => asset(path), { detail: { hide: true } })
-    .get('/redoc/assets/redoc.standalone.js', ({ path }) => asset(path), { detail: { hide: true } })
+    .get('/docs', html(swaggerPage), hidden)
+    .get('/redoc', html(redocPage), hidden)
+  for (const path of Object.keys(assets)) app.get(path, asset, hidden)
+  return app
 }

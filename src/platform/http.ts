@@ -4,6 +4,7 @@
 import { Elysia, ValidationError } from 'elysia'
 import { bodyLimitFor, readJson } from './body'
 import { HttpError, problem, type FieldError, type Problem } from './errors'
+import type { Lifecycle } from './lifecycle'
 import type { Logger } from './logger'
 import type { RouteTable } from './routes'
 
@@ -12,6 +13,7 @@ const bodyless = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS'])
 
 interface HttpOptions {
   bodyLimit: number
+  lifecycle: Lifecycle
   routes: RouteTable
   log: Logger
 }
@@ -65,34 +67,42 @@ function classify(code: string | number, error: unknown, path: string, route: st
   return null
 }
 
-function render(body: Problem, path: string, headers: Record<string, string>, requestId: string | undefined): Response {
+type SetHeaders = Record<string, string | number | undefined>
+
+function render(body: Problem, path: string, headers: Record<string, string>, already: SetHeaders): Response {
   // The Open Inference Protocol has its own error shape.
   const v2 = path.startsWith('/v2/')
   const json = v2 ? JSON.stringify({ error: body.detail }) : JSON.stringify(body)
-  const response = new Response(json, {
-    status: body.status,
-    headers: { ...headers, 'content-type': v2 ? 'application/json' : 'application/problem+json' },
-  })
-  if (requestId) response.headers.set('x-request-id', requestId)
-  return response
+  const merged = new Headers()
+  // Headers set before the failure (request id, rate limit, security) still apply.
+  for (const [name, value] of Object.entries(already)) if (value !== undefined && name !== 'content-type') merged.set(name, String(value))
+  for (const [name, value] of Object.entries(headers)) merged.set(name, value)
+  merged.set('content-type', v2 ? 'application/json' : 'application/problem+json')
+  return new Response(json, { status: body.status, headers: merged })
 }
 
-export function http({ bodyLimit, routes, log }: HttpOptions) {
+export function http({ bodyLimit, routes, log, lifecycle }: HttpOptions) {
   return new Elysia({ name: 'platform/http' })
     .error({ HttpError })
     .onRequest(({ request, set }) => {
       const given = request.headers.get('x-request-id')
       set.headers['x-request-id'] = given !== null && saneRequestId.test(given) ? given : crypto.randomUUID()
+      // While draining, each answered connection closes so clients reconnect elsewhere.
+      if (!lifecycle.accepting) set.headers.connection = 'close'
     })
     .onParse({ as: 'global' }, ({ request, contentType, route }) => {
       if (bodyless.has(request.method)) return null
       return readJson(request, contentType, bodyLimitFor(route, bodyLimit))
     })
     .onError({ as: 'global' }, ({ code, error, path, route, request, set }) => {
-      const requestId = set.headers['x-request-id'] as string | undefined
       const known = classify(code, error, path, route, request.method, routes)
-      if (known) return render(known.body, path, known.headers, requestId)
-      log.error({ err: error, requestId, method: request.method, path }, 'unhandled error')
-      return render(problem(500, 'the server failed to handle the request'), path, {}, requestId)
+      // set.status is what the access log and metrics read after the response.
+      if (known) {
+        set.status = known.body.status
+        return render(known.body, path, known.headers, set.headers as SetHeaders)
+      }
+      set.status = 500
+      log.error({ err: error, requestId: set.headers['x-request-id'], method: request.method, path }, 'unhandled error')
+      return render(problem(500, 'the server failed to handle the request'), path, {}, set.headers as SetHeaders)
     })
 }

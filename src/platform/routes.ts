@@ -17,6 +17,8 @@ export class RouteTable {
   load(routes: readonly RouteLike[]): void {
     const byPath = new Map<string, Set<string>>()
     for (const { method, path, hooks } of routes) {
+      // Catch-alls (CORS preflight) would make every unknown path a 405.
+      if (path.includes('*')) continue
       const verb = method.toUpperCase()
       const methods = byPath.get(path) ?? new Set<string>()
       methods.add(verb)

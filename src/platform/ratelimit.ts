@@ -1,0 +1,103 @@
+// Token-bucket rate limiting per API key (per client IP when anonymous), in
+// memory by default or in Redis (one atomic script call) shared by every instance.
+import type { RedisClient } from 'bun'
+import type { RateLimit } from '../config'
+
+export interface Verdict {
+  allowed: boolean
+  /** Whole tokens left after this request. */
+  remaining: number
+  /** Seconds until the bucket is full again. */
+  resetSeconds: number
+  /** Seconds until one token is available (for Retry-After), when refused. */
+  retryAfterSeconds: number
+}
+
+export interface Limiter {
+  take(identity: string, limit: RateLimit, now?: number): Verdict | Promise<Verdict>
+}
+
+function verdict(tokens: number, allowed: boolean, limit: RateLimit): Verdict {
+  return {
+    allowed,
+    remaining: Math.max(0, Math.floor(tokens)),
+    resetSeconds: Math.max(0, Math.ceil((limit.burst - tokens) / limit.rate)),
+    retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / limit.rate)),
+  }
+}
+
+/** Buckets in this process: exact, no I/O. Idle buckets are swept so memory stays bounded. */
+export class MemoryLimiter implements Limiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>()
+  private lastSweep = 0
+
+  take(identity: string, limit: RateLimit, now = Date.now()): Verdict {
+    this.sweep(now, limit)
+    const bucket = this.buckets.get(identity)
+    const tokens = bucket ? Math.min(limit.burst, bucket.tokens + ((now - bucket.at) / 1000) * limit.rate) : limit.burst
+    const allowed = tokens >= 1
+    const left = allowed ? tokens - 1 : tokens
+    if (bucket) {
+      bucket.tokens = left
+      bucket.at = now
+    } else {
+      this.buckets.set(identity, { tokens: left, at: now })
+    }
+    return verdict(left, allowed, limit)
+  }
+
+  private sweep(now: number, limit: RateLimit): void {
+    if (now - this.lastSweep < 10_000) return
+    this.lastSweep = now
+    // A bucket idle long enough to be full again carries no information.
+    const full = (limit.burst / limit.rate) * 1000
+    for (const [identity, bucket] of this.buckets) if (now - bucket.at > full) this.buckets.delete(identity)
+  }
+}
+
+// KEYS[1] bucket; ARGV rate, burst, now(ms). Returns {allowed, tokens*1000}.
+const script = `
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 't', 'at')
+local tokens = tonumber(state[1])
+local at = tonumber(state[2])
+if tokens == nil then tokens = burst; at = now end
+tokens = math.min(burst, tokens + math.max(0, now - at) / 1000 * rate)
+local allowed = 0
+if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, math.floor(tokens * 1000)}
+`
+const scriptSha = new Bun.CryptoHasher('sha1').update(script).digest('hex')
+
+/** Buckets in Redis: every instance draws from the same bucket, decided atomically in one round trip. */
+export class RedisLimiter implements Limiter {
+  constructor(private readonly redis: RedisClient, private readonly prefix = 'taskmesh:rl:') {}
+
+  async take(identity: string, limit: RateLimit, now = Date.now()): Promise<Verdict> {
+    const args = ['1', this.prefix + identity, String(limit.rate), String(limit.burst), String(now)]
+    let reply: unknown
+    try {
+      reply = await this.redis.send('EVALSHA', [scriptSha, ...args])
+    } catch (error) {
+      if (!String((error as Error).message).includes('NOSCRIPT')) throw error
+      reply = await this.redis.send('EVAL', [script, ...args])
+    }
+    const [allowed, milliTokens] = reply as [number, number]
+    return verdict(milliTokens / 1000, allowed === 1, limit)
+  }
+}
+
+/** IETF draft-ietf-httpapi-ratelimit-headers: the policy and the current state. */
+export function rateLimitHeaders(limit: RateLimit, result: Verdict): Record<string, string> {
+  const window = Math.max(1, Math.ceil(limit.burst / limit.rate))
+  const headers: Record<string, string> = {
+    'ratelimit-policy': `"default";q=${limit.burst};w=${window}`,
+    ratelimit: `"default";r=${result.remaining};t=${result.resetSeconds}`,
+  }
+  if (!result.allowed) headers['retry-after'] = String(result.retryAfterSeconds)
+  return headers
+}
