@@ -135,8 +135,12 @@ function checkAborted(): void {
 // --- helpers ------------------------------------------------------------------
 
 function commit(): string | null {
-  const result = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD'], { cwd: root, stdout: 'pipe', stderr: 'ignore' })
-  return result.exitCode === 0 ? result.stdout.toString().trim() : null
+  try {
+    const result = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD'], { cwd: root, stdout: 'pipe', stderr: 'ignore' })
+    return result.exitCode === 0 ? result.stdout.toString().trim() : null
+  } catch {
+    return null
+  }
 }
 
 function loadFloors(): Record<string, number> {

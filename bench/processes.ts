@@ -50,8 +50,11 @@ export function cores(): number {
 /** Pins every thread of `pid` to `core` (taskset -a -cp). */
 export function pin(pid: number, core: number): boolean {
   if (!hasTaskset) return false
-  const result = Bun.spawnSync(['taskset', '-a', '-cp', String(core), String(pid)], { stdout: 'ignore', stderr: 'pipe' })
-  return result.exitCode === 0
+  try {
+    return Bun.spawnSync(['taskset', '-a', '-cp', String(core), String(pid)], { stdout: 'ignore', stderr: 'ignore' }).exitCode === 0
+  } catch {
+    return false
+  }
 }
 
 export function pinned(argv: string[], core: number | null): string[] {
@@ -59,25 +62,38 @@ export function pinned(argv: string[], core: number | null): string[] {
 }
 
 const clockTicks = (() => {
-  const result = Bun.spawnSync(['getconf', 'CLK_TCK'], { stdout: 'pipe', stderr: 'ignore' })
-  const ticks = Number(result.stdout.toString().trim())
-  return Number.isFinite(ticks) && ticks > 0 ? ticks : 100
+  try {
+    const result = Bun.spawnSync(['getconf', 'CLK_TCK'], { stdout: 'pipe', stderr: 'ignore' })
+    const ticks = Number(result.stdout.toString().trim())
+    if (Number.isFinite(ticks) && ticks > 0) return ticks
+  } catch {
+    // no getconf
+  }
+  return 100 // USER_HZ on every common Linux build
 })()
 
-/** utime + stime of a process (all its threads), in seconds. */
+/** utime + stime of a process (all its threads), in seconds; NaN without /proc. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // The command name may contain spaces; fields after it are space-separated.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  // After ")" the first field is #3 (state); utime is #14, stime #15.
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // The command name may contain spaces; fields after it are space-separated.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // After ")" the first field is #3 (state); utime is #14, stime #15.
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks
+  } catch {
+    return Number.NaN
+  }
 }
 
 /** CPU time every process on the machine spent busy (user, nice, system, irq, softirq, steal), in seconds. */
 export function machineBusySeconds(): number {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!
-  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number) as number[]
-  return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / clockTicks
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number) as number[]
+    return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / clockTicks
+  } catch {
+    return Number.NaN
+  }
 }
 
 export interface Server {

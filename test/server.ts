@@ -32,7 +32,8 @@ export async function startServer(env: Record<string, string>, command = [proces
     listening.reject(new Error(`server exited before listening:\n${output}`))
   })()
   void (async () => {
-    output += await new Response(proc.stderr).text()
+    const stderr = await new Response(proc.stderr).text()
+    output += stderr
   })()
   const url = await listening.promise
   return {

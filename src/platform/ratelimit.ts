@@ -31,7 +31,9 @@ export class MemoryLimiter implements Limiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>()
   private lastSweep = 0
 
-  take(identity: string, limit: RateLimit, now = Date.now()): Verdict {
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  take(identity: string, limit: RateLimit, now = this.clock()): Verdict {
     this.sweep(now, limit)
     const bucket = this.buckets.get(identity)
     const tokens = bucket ? Math.min(limit.burst, bucket.tokens + ((now - bucket.at) / 1000) * limit.rate) : limit.burst
@@ -75,9 +77,9 @@ const scriptSha = new Bun.CryptoHasher('sha1').update(script).digest('hex')
 
 /** Buckets in Redis: every instance draws from the same bucket, decided atomically in one round trip. */
 export class RedisLimiter implements Limiter {
-  constructor(private readonly redis: RedisClient, private readonly prefix = 'taskmesh:rl:') {}
+  constructor(private readonly redis: RedisClient, private readonly prefix = 'taskmesh:rl:', private readonly clock: () => number = Date.now) {}
 
-  async take(identity: string, limit: RateLimit, now = Date.now()): Promise<Verdict> {
+  async take(identity: string, limit: RateLimit, now = this.clock()): Promise<Verdict> {
     const args = ['1', this.prefix + identity, String(limit.rate), String(limit.burst), String(now)]
     let reply: unknown
     try {
