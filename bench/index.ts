@@ -30,6 +30,8 @@ const usage = `usage: bun run bench [options]
   --check              fail when a service/ceiling ratio is below its floor in bench/floors.json
   --smoke              very short run on a small seed: only asserts zero errors and expected statuses
   --cpu-prof           run the service under bun --cpu-prof; the profile and a summary go to bench/results/profiles/
+  --log-level LEVEL    the service's LOG_LEVEL (default info, which includes one access-log line per
+                       request; with warn or error the port is chosen up front and /healthz polled)
   --keep               keep the scratch directory (database, logs)
   -h, --help
 
@@ -47,7 +49,14 @@ interface Options {
   check: boolean
   smoke: boolean
   cpuProf: boolean
+  logLevel: string
   keep: boolean
+}
+
+function logLevel(raw: string | undefined): string {
+  const level = raw ?? 'info'
+  if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError('--log-level must be debug, info, warn or error')
+  return level
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -63,6 +72,7 @@ function parseOptions(argv: string[]): Options | null {
       check: { type: 'boolean' },
       smoke: { type: 'boolean' },
       'cpu-prof': { type: 'boolean' },
+      'log-level': { type: 'string' },
       keep: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -96,6 +106,7 @@ function parseOptions(argv: string[]): Options | null {
     check: values.check ?? false,
     smoke,
     cpuProf: values['cpu-prof'] ?? false,
+    logLevel: logLevel(values['log-level']),
     keep: values.keep ?? false,
   }
 }
@@ -208,7 +219,8 @@ async function main(): Promise<number> {
   keepScratch = options.keep
 
   // Server on core 0, this process (autocannon) and wrk on core 1.
-  const canPin = hasTaskset && cores() >= 2
+  const machineCores = cores() // before pinning ourselves to one of them
+  const canPin = hasTaskset && machineCores >= 2
   const serverCore = canPin ? 0 : null
   const generatorCore = canPin ? 1 : null
   const pinnedSelf = canPin && pin(process.pid, 1)
@@ -226,7 +238,7 @@ async function main(): Promise<number> {
   // Keys with the keys CLI.
   let start = performance.now()
   const names = ownerNames(plan)
-  const keys = await createKeys(names, { cwd: root, databaseUrl, bun: process.execPath, concurrency: 4, track })
+  const keys = await createKeys(names, { cwd: root, databaseUrl, bun: process.execPath, concurrency: 6, track })
   const keysSec = seconds(start)
   checkAborted()
 
@@ -235,7 +247,9 @@ async function main(): Promise<number> {
   if (options.cpuProf) mkdirSync(profileDir, { recursive: true })
   const service = await startServer('service', pinned(serviceArgv, serverCore), {
     cwd: root,
-    env: { PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, SIMULATOR: 'off', LOG_LEVEL: 'info', RATE_LIMIT: 'off' },
+    env: { PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, SIMULATOR: 'off', LOG_LEVEL: options.logLevel, RATE_LIMIT: 'off' },
+    // info prints the "listening" line with the port; quieter levels print nothing to parse.
+    ...(options.logLevel === 'info' || options.logLevel === 'debug' ? {} : { health: '/healthz' }),
   })
   started.push(service)
   checkAborted()
@@ -266,6 +280,9 @@ async function main(): Promise<number> {
   const results: ScenarioResult[] = []
   const steps = options.scenarios.length * 2
   let step = 0
+  /** When each service measurement ran, to cut the CPU profile per scenario. */
+  const profileWindows: Array<{ name: string; fromUs: number; toUs: number }> = []
+  const nowUs = () => (performance.timeOrigin + performance.now()) * 1000
 
   for (const [index, scenario] of options.scenarios.entries()) {
     // One plan per connection plus spares (see RunOptions.plans).
@@ -308,8 +325,10 @@ async function main(): Promise<number> {
         const selfBefore = process.cpuUsage()
         const busyBefore = machineBusySeconds()
         const t0 = performance.now()
+        const fromUs = nowUs()
         const measured = await run(options.durationSec)
         const wallSec = seconds(t0)
+        if (target === service) profileWindows.push({ name: scenario.name, fromUs, toUs: nowUs() })
         const serverCpuSec = cpuSeconds(target.pid) - cpuBefore
         const self = process.cpuUsage(selfBefore)
         // Everything else the machine did meanwhile; autocannon runs in this process, wrk does not.
@@ -359,10 +378,11 @@ async function main(): Promise<number> {
     connections: options.connections,
     durationSec: options.durationSec,
     warmupSec: options.warmupSec,
+    logLevel: options.logLevel,
     mode: options.smoke ? 'smoke' : 'full',
     bun: Bun.version,
     cpu: cpus()[0]?.model.trim() ?? 'unknown CPU',
-    cores: cores(),
+    cores: machineCores,
     pinned: pinnedSelf,
     commit: commit(),
     seed: { owners: seed.owners.length, heavyOwners: seed.heavy.length, tasks: seed.tasks, keysSec, tasksSec: seed.seconds.tasks },
@@ -391,7 +411,9 @@ async function main(): Promise<number> {
   }
   if (options.cpuProf) {
     const { summarizeLatest } = await import('./profile.ts')
-    console.log(summarizeLatest(profileDir))
+    const summary = summarizeLatest(profileDir, profileWindows)
+    writeFileSync(join(profileDir, `${stamp}-summary.txt`), summary + '\n')
+    console.log(`\n${summary}\n\n(also in bench/results/profiles/${stamp}-summary.txt)`)
   }
 
   const failed = results.filter((r) => r.failures.length > 0)

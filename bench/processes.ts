@@ -100,17 +100,56 @@ export interface Server {
   name: string
   url: string
   pid: number
-  child: Bun.Subprocess<'ignore', 'pipe', 'pipe'>
+  child: Bun.Subprocess
   /** The last few KiB of stderr, for error messages. */
   stderrTail(): string
   stop(): Promise<number>
 }
 
+/** A port that was free a moment ago (for servers that cannot report the one they got). */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const port = probe.port
+  probe.stop(true)
+  return port
+}
+
+/** Polls `url` until it answers 200. */
+async function waitHealthy(url: string, child: Bun.Subprocess, timeoutMs: number, tail: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`exited with code ${child.exitCode} before answering ${url}\n${tail()}`)
+    const ok = await fetch(url).then((r) => r.status === 200, () => false)
+    if (ok) return
+    await Bun.sleep(100)
+  }
+  throw new Error(`did not answer ${url} within ${timeoutMs} ms\n${tail()}`)
+}
+
 /**
  * Spawns a server and waits for the first stdout line containing "listening" with a
  * `"url"`; the rest of its output is drained and ignored (stderr is kept for errors).
+ * With `health`, the server is told its port instead and polled at that path until 200
+ * (for log levels that print no "listening" line).
  */
-export async function startServer(name: string, argv: string[], options: { cwd: string; env: Record<string, string>; timeoutMs?: number }): Promise<Server> {
+export async function startServer(name: string, argv: string[], options: { cwd: string; env: Record<string, string>; timeoutMs?: number; health?: string }): Promise<Server> {
+  if (options.health) {
+    const port = freePort()
+    const child = Bun.spawn(argv, { cwd: options.cwd, env: { ...process.env, ...options.env, PORT: String(port) }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' })
+    track(child)
+    let tail = ''
+    void (async () => {
+      const decoder = new TextDecoder()
+      for await (const chunk of child.stderr) tail = (tail + decoder.decode(chunk, { stream: true })).slice(-4096)
+    })()
+    const url = `http://127.0.0.1:${port}`
+    try {
+      await waitHealthy(`${url}${options.health}`, child, options.timeoutMs ?? 20000, () => tail)
+    } catch (error) {
+      throw new Error(`${name} ${(error as Error).message}`)
+    }
+    return serverHandle(name, url, child, () => tail)
+  }
   const child = Bun.spawn(argv, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' })
   track(child)
   let tail = ''
@@ -151,12 +190,16 @@ export async function startServer(name: string, argv: string[], options: { cwd: 
       }
     })()
   })
+  return serverHandle(name, url, child, () => tail)
+}
+
+function serverHandle(name: string, url: string, child: Bun.Subprocess, tail: () => string): Server {
   return {
     name,
     url,
     pid: child.pid,
     child,
-    stderrTail: () => tail,
+    stderrTail: tail,
     async stop() {
       child.kill('SIGTERM')
       const code = await Promise.race([child.exited, Bun.sleep(5000).then(() => null)])

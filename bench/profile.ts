@@ -58,14 +58,25 @@ export interface ProfileSummary {
   sources: Array<{ source: string; samples: number }>
 }
 
-export function summarize(profile: CpuProfile): ProfileSummary {
+/** Wall-clock window in microseconds since the epoch (the unit of a Bun profile's startTime). */
+export interface Window {
+  fromUs: number
+  toUs: number
+}
+
+export function summarize(profile: CpuProfile, window?: Window): ProfileSummary {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]))
   const parent = new Map<number, number>()
   for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id)
   // Per-sample node ids; older profiles only have hitCount.
   const counts = new Map<number, number>()
   if (profile.samples && profile.samples.length > 0) {
-    for (const id of profile.samples) counts.set(id, (counts.get(id) ?? 0) + 1)
+    let at = profile.startTime
+    profile.samples.forEach((id, i) => {
+      at += profile.timeDeltas?.[i] ?? 0
+      if (window && (at < window.fromUs || at > window.toUs)) return
+      counts.set(id, (counts.get(id) ?? 0) + 1)
+    })
   } else {
     for (const node of profile.nodes) if (node.hitCount) counts.set(node.id, node.hitCount)
   }
@@ -116,12 +127,20 @@ export function format(summary: ProfileSummary, top = 25): string {
   return lines.join('\n')
 }
 
-/** The newest .cpuprofile in `dir`, summarized. */
-export function summarizeLatest(dir: string, top = 25): string {
+export function newestProfile(dir: string): string | null {
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f))
-  if (files.length === 0) return `no .cpuprofile in ${dir}`
-  const newest = files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!
-  return `CPU profile ${relative(root, newest)}\n${format(summarize(JSON.parse(readFileSync(newest, 'utf8')) as CpuProfile), top)}`
+  return files.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0] ?? null
+}
+
+/** The newest .cpuprofile in `dir`, summarized per named window (e.g. each scenario's measurement). */
+export function summarizeLatest(dir: string, windows: Array<Window & { name: string }> = [], top = 20): string {
+  const newest = newestProfile(dir)
+  if (!newest) return `no .cpuprofile in ${dir}`
+  const profile = JSON.parse(readFileSync(newest, 'utf8')) as CpuProfile
+  const parts = [`CPU profile of the service: ${relative(root, newest)}`]
+  if (windows.length === 0) parts.push(format(summarize(profile), top))
+  for (const window of windows) parts.push(`\n=== ${window.name} (samples during its measurement only) ===\n${format(summarize(profile, window), top)}`)
+  return parts.join('\n')
 }
 
 if (import.meta.main) {

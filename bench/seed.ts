@@ -36,7 +36,7 @@ export interface SeedPlan {
   writeTargets: number
 }
 
-export const fullSeed: SeedPlan = { owners: 128, heavyOwners: 64, heavyTasks: [110, 230], lightTasks: [3, 60], writeTargets: 2 }
+export const fullSeed: SeedPlan = { owners: 104, heavyOwners: 64, heavyTasks: [110, 230], lightTasks: [3, 60], writeTargets: 2 }
 export const smokeSeed: SeedPlan = { owners: 12, heavyOwners: 8, heavyTasks: [100, 120], lightTasks: [1, 10], writeTargets: 2 }
 
 /** mulberry32: small, fast, deterministic. */
