@@ -230,6 +230,7 @@ async function main(): Promise<number> {
   plan.writeTargets = Math.max(plan.writeTargets, Math.ceil((options.connections + SPARE_PLANS) / plan.heavyOwners))
 
   scratch = mkdtempSync(join(tmpdir(), 'taskmesh-bench-'))
+  if (options.keep) console.log(`scratch directory (kept): ${scratch}`)
   const databaseUrl = `sqlite:${join(scratch, 'app.sqlite')}`
   const profileDir = join(resultsDir, 'profiles')
   console.log(`taskmesh bench: ${options.scenarios.map((s) => s.name).join(', ')} · ${options.generator} · ${options.connections} connections · ` +

@@ -27,6 +27,7 @@ export interface AppDeps {
 
 export function createApp({ config, store, log, limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle() }: AppDeps) {
   const routes = new RouteTable()
+  for (const [name, { help }] of Object.entries(store.stats())) telemetry.gauge(name, help, () => store.stats()[name]?.value ?? 0)
   const app = new Elysia({ normalize: false })
     .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle }))
     .use(observability(telemetry, log, keyIdOf))

@@ -105,7 +105,7 @@ describe('fuzzing every operation of /openapi.json', async () => {
     })
     await fc.assert(fc.asyncProperty(request, async (r) => {
       let url = path.replace(/\{(\w+)\}/g, (_m, name: string) => encodeURIComponent(toParam(r.path[name])))
-      const query = new URLSearchParams(Object.entries(r.query).map(([k, v]) => [k, toParam(v)]))
+      const query = new URLSearchParams(Object.entries(r.query).map(([k, v]) => [k, toParam(v)] as [string, string]))
       if ([...query].length) url += `?${query}`
       const headers: Record<string, string> = { 'x-api-key': key }
       for (const [name, value] of Object.entries(r.headers)) headers[name] = toParam(value).replace(/[^\x20-\x7e]/g, '')

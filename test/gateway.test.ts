@@ -120,6 +120,8 @@ describe('metrics', () => {
     expect(text).toMatch(/http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/v1\/tasks\/:id",status="200"\} \d/)
     expect(text).toContain('http_requests_in_flight')
     expect(text).toContain('process_cpu_seconds_total')
+    expect(text).toMatch(/^sqlite_database_bytes [1-9]\d*$/m)
+    expect(text).toMatch(/^sqlite_wal_bytes \d+$/m)
     expect(text).not.toContain(`/v1/tasks/${id}"`)
   })
 })
