@@ -7,7 +7,7 @@
 // load generator, and service ÷ ceiling. See `bun run bench --help`.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { type GeneratorName, runGenerator, wrkPath } from './generators.ts'
 import { cores, cpuSeconds, hasTaskset, machineBusySeconds, killAll, pin, pinned, type Server, startServer, stopAll, track } from './processes.ts'
@@ -32,6 +32,7 @@ const usage = `usage: bun run bench [options]
   --cpu-prof           run the service under bun --cpu-prof; the profile and a summary go to bench/results/profiles/
   --log-level LEVEL    the service's LOG_LEVEL (default info, which includes one access-log line per
                        request; with warn or error the port is chosen up front and /healthz polled)
+  --service-preload F  start the service with bun --preload F (what-if experiments, see bench/experiments/)
   --keep               keep the scratch directory (database, logs)
   -h, --help
 
@@ -50,6 +51,7 @@ interface Options {
   smoke: boolean
   cpuProf: boolean
   logLevel: string
+  preloads: string[]
   keep: boolean
 }
 
@@ -73,6 +75,7 @@ function parseOptions(argv: string[]): Options | null {
       smoke: { type: 'boolean' },
       'cpu-prof': { type: 'boolean' },
       'log-level': { type: 'string' },
+      'service-preload': { type: 'string', multiple: true },
       keep: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -107,6 +110,11 @@ function parseOptions(argv: string[]): Options | null {
     smoke,
     cpuProf: values['cpu-prof'] ?? false,
     logLevel: logLevel(values['log-level']),
+    preloads: (values['service-preload'] ?? []).map((file) => {
+      const path = resolve(file)
+      if (!existsSync(path)) throw new UsageError(`--service-preload ${file}: no such file`)
+      return path
+    }),
     keep: values.keep ?? false,
   }
 }
@@ -244,7 +252,13 @@ async function main(): Promise<number> {
   checkAborted()
 
   // The service.
-  const serviceArgv = [process.execPath, ...(options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), 'src/index.ts']
+  const serviceArgv = [
+    process.execPath,
+    ...(options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
+    ...options.preloads.flatMap((file) => ['--preload', file]),
+    'src/index.ts',
+  ]
+  if (options.preloads.length > 0) console.log(`what-if: the service runs with --preload ${options.preloads.map((f) => relative(root, f)).join(', ')}`)
   if (options.cpuProf) mkdirSync(profileDir, { recursive: true })
   const service = await startServer('service', pinned(serviceArgv, serverCore), {
     cwd: root,
@@ -380,6 +394,7 @@ async function main(): Promise<number> {
     durationSec: options.durationSec,
     warmupSec: options.warmupSec,
     logLevel: options.logLevel,
+    preloads: options.preloads.map((f) => relative(root, f)),
     mode: options.smoke ? 'smoke' : 'full',
     bun: Bun.version,
     cpu: cpus()[0]?.model.trim() ?? 'unknown CPU',
@@ -400,7 +415,12 @@ async function main(): Promise<number> {
   mkdirSync(resultsDir, { recursive: true })
   const stamp = meta.date.replace(/[:.]/g, '-')
   const record = JSON.stringify({ meta, floors, results }, null, 2) + '\n'
-  if (!options.smoke) {
+  if (options.preloads.length > 0 && !options.smoke) {
+    // A what-if run never replaces the latest real results.
+    writeFileSync(join(resultsDir, `${stamp}-whatif.json`), record)
+    writeFileSync(join(resultsDir, `${stamp}-whatif.md`), markdown(results, meta))
+    console.log(`wrote bench/results/${stamp}-whatif.json and .md (latest.* untouched)`)
+  } else if (!options.smoke) {
     writeFileSync(join(resultsDir, `${stamp}.json`), record)
     writeFileSync(join(resultsDir, 'latest.json'), record)
     writeFileSync(join(resultsDir, 'latest.md'), markdown(results, meta))

@@ -31,6 +31,8 @@ export interface RunMeta {
   durationSec: number
   warmupSec: number
   logLevel: string
+  /** Service --preload files (what-if experiments); empty for a plain run. */
+  preloads: string[]
   mode: 'full' | 'smoke'
   bun: string
   cpu: string
@@ -97,7 +99,7 @@ export function markdown(results: ScenarioResult[], meta: RunMeta): string {
   lines.push('')
   lines.push(`${meta.generator}, ${meta.connections} connections, ${meta.durationSec} s per measurement after ${meta.warmupSec} s warm-up; ` +
     `${meta.cores} cores (${meta.cpu})${meta.pinned ? ', server pinned to core 0 and load generator to core 1' : ', not pinned'}; ` +
-    `${int(meta.seed.tasks)} tasks over ${meta.seed.owners} owners; service LOG_LEVEL=${meta.logLevel}; Bun ${meta.bun}; ${meta.date}.`)
+    `${int(meta.seed.tasks)} tasks over ${meta.seed.owners} owners; service LOG_LEVEL=${meta.logLevel}${meta.preloads.length ? `, with what-if preload ${meta.preloads.join(', ')}` : ''}; Bun ${meta.bun}; ${meta.date}.`)
   lines.push('Ceiling: bench/ceiling.ts, a bare `Bun.serve` answering the same paths with same-size JSON (no framework, auth or database). CPU in share of one core.')
   const noise = Math.max(0, ...results.flatMap((r) => [r.service?.otherCpu ?? 0, r.ceiling?.otherCpu ?? 0]))
   if (noise > NOISY) lines.push(`Shared host: other processes used up to ${pct(noise)} of a core during a measurement; expect some noise.`)

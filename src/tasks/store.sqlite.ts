@@ -1,14 +1,12 @@
 // TaskStore on the embedded SQLite database. Every query is a prepared
 // statement; list queries are prepared once per shape (sort × filters present).
-import { and, asc, desc, eq, gt, lt, sql, type SQL } from 'drizzle-orm'
+import { and, eq, gt, lt, sql } from 'drizzle-orm'
 import type { SqliteDb } from '../db/sqlite'
 import { idempotencyKeys, tasks } from '../db/schema'
+import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, shapeOf } from './query'
 import type { CreateResult, IdempotentCreate, ListFilter, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
 
 const p = sql.placeholder
-
-/** How long an Idempotency-Key is remembered. */
-export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
 
 const columns = {
   id: tasks.id,
@@ -21,25 +19,6 @@ const columns = {
   createdAt: tasks.createdAt,
   updatedAt: tasks.updatedAt,
   version: tasks.version,
-}
-
-const sortColumn = { created_at: tasks.createdAt, priority: tasks.priority, due_date: tasks.dueDate } as const
-
-function shapeOf(filter: ListFilter): string {
-  const cursor = filter.after === undefined ? '-' : filter.after.key === null ? 'null' : 'key'
-  return [filter.sort, filter.completed !== undefined, filter.priority !== undefined, filter.dueBefore !== undefined,
-    filter.dueAfter !== undefined, filter.q !== undefined, cursor].join('|')
-}
-
-/** Keyset condition: rows strictly after the cursor in the sort's order (due dates: nulls last either way). */
-function afterCursor(filter: ListFilter): SQL | undefined {
-  if (filter.after === undefined) return undefined
-  const descending = filter.sort.startsWith('-')
-  const column = sortColumn[filter.sort.replace('-', '') as keyof typeof sortColumn]
-  const beyond = descending ? sql`(${column}, ${tasks.id}) < (${p('key')}, ${p('afterId')})` : sql`(${column}, ${tasks.id}) > (${p('key')}, ${p('afterId')})`
-  if (!filter.sort.endsWith('due_date')) return beyond
-  if (filter.after.key === null) return and(sql`${tasks.dueDate} IS NULL`, descending ? lt(tasks.id, p('afterId')) : gt(tasks.id, p('afterId')))
-  return sql`(${tasks.dueDate} IS NULL OR ${beyond})`
 }
 
 export class SqliteTaskStore implements TaskStore {
@@ -122,34 +101,13 @@ export class SqliteTaskStore implements TaskStore {
       statement = this.prepareList(filter)
       this.listStatements.set(key, statement)
     }
-    return statement.all({
-      owner,
-      limit: filter.limit,
-      completed: filter.completed === undefined ? undefined : filter.completed ? 1 : 0,
-      priority: filter.priority,
-      dueBefore: filter.dueBefore,
-      dueAfter: filter.dueAfter,
-      q: filter.q,
-      key: filter.after?.key,
-      afterId: filter.after?.id,
-    })
+    return statement.all(listParams(owner, filter, (value) => (value ? 1 : 0)))
   }
 
   private prepareList(filter: ListFilter) {
-    const conditions: Array<SQL | undefined> = [eq(tasks.owner, p('owner'))]
-    if (filter.completed !== undefined) conditions.push(eq(tasks.completed, p('completed')))
-    if (filter.priority !== undefined) conditions.push(eq(tasks.priority, p('priority')))
-    if (filter.dueBefore !== undefined) conditions.push(lt(tasks.dueDate, p('dueBefore')))
-    if (filter.dueAfter !== undefined) conditions.push(gt(tasks.dueDate, p('dueAfter')))
     // instr() has no wildcards, so % and _ in the search are literal.
-    if (filter.q !== undefined) conditions.push(sql`instr(${tasks.titleLower}, ${p('q')}) > 0`)
-    conditions.push(afterCursor(filter))
-    const direction = filter.sort.startsWith('-') ? desc : asc
-    const column = sortColumn[filter.sort.replace('-', '') as keyof typeof sortColumn]
-    const order = filter.sort.endsWith('due_date')
-      ? [sql`${tasks.dueDate} IS NULL`, direction(column), direction(tasks.id)]
-      : [direction(column), direction(tasks.id)]
-    return this.db.select(columns).from(tasks).where(and(...conditions)).orderBy(...order).limit(p('limit')).prepare() as unknown as {
+    const where = listWhere(tasks, filter, (column, needle) => sql`instr(${column}, ${needle}) > 0`)
+    return this.db.select(columns).from(tasks).where(where).orderBy(...listOrder(tasks, filter)).limit(p('limit')).prepare() as unknown as {
       all(values: Record<string, unknown>): TaskRow[]
     }
   }

@@ -1,0 +1,80 @@
+// The list query of /v1/tasks, independent of the SQL dialect: filters, keyset
+// cursor and order as drizzle SQL over either database's task columns.
+import { and, asc, desc, eq, gt, lt, sql, type AnyColumn, type SQL } from 'drizzle-orm'
+import type { ListFilter } from './service'
+
+const p = sql.placeholder
+
+export interface TaskColumns {
+  id: AnyColumn
+  owner: AnyColumn
+  titleLower: AnyColumn
+  priority: AnyColumn
+  dueDate: AnyColumn
+  completed: AnyColumn
+  createdAt: AnyColumn
+}
+
+/** One prepared statement serves every filter with the same shape. */
+export function shapeOf(filter: ListFilter): string {
+  const cursor = filter.after === undefined ? '-' : filter.after.key === null ? 'null' : 'key'
+  return [filter.sort, filter.completed !== undefined, filter.priority !== undefined, filter.dueBefore !== undefined,
+    filter.dueAfter !== undefined, filter.q !== undefined, cursor].join('|')
+}
+
+function sortColumn(t: TaskColumns, filter: ListFilter): AnyColumn {
+  const name = filter.sort.replace('-', '')
+  return name === 'created_at' ? t.createdAt : name === 'priority' ? t.priority : t.dueDate
+}
+
+/** Keyset condition: rows strictly after the cursor in the sort's order (due dates: nulls last either way). */
+function afterCursor(t: TaskColumns, filter: ListFilter): SQL | undefined {
+  if (filter.after === undefined) return undefined
+  const descending = filter.sort.startsWith('-')
+  const column = sortColumn(t, filter)
+  const beyond = descending ? sql`(${column}, ${t.id}) < (${p('key')}, ${p('afterId')})` : sql`(${column}, ${t.id}) > (${p('key')}, ${p('afterId')})`
+  if (!filter.sort.endsWith('due_date')) return beyond
+  if (filter.after.key === null) return and(sql`${t.dueDate} IS NULL`, descending ? lt(t.id, p('afterId')) : gt(t.id, p('afterId')))
+  return sql`(${t.dueDate} IS NULL OR ${beyond})`
+}
+
+/**
+ * WHERE for a list query. `contains` is the dialect's substring test; it must
+ * treat % and _ literally (instr() in SQLite, strpos() in PostgreSQL).
+ */
+export function listWhere(t: TaskColumns, filter: ListFilter, contains: (column: AnyColumn, needle: SQL) => SQL): SQL | undefined {
+  const conditions: Array<SQL | undefined> = [eq(t.owner, p('owner'))]
+  if (filter.completed !== undefined) conditions.push(eq(t.completed, p('completed')))
+  if (filter.priority !== undefined) conditions.push(eq(t.priority, p('priority')))
+  if (filter.dueBefore !== undefined) conditions.push(lt(t.dueDate, p('dueBefore')))
+  if (filter.dueAfter !== undefined) conditions.push(gt(t.dueDate, p('dueAfter')))
+  if (filter.q !== undefined) conditions.push(contains(t.titleLower, sql`${p('q')}`))
+  conditions.push(afterCursor(t, filter))
+  return and(...conditions)
+}
+
+export function listOrder(t: TaskColumns, filter: ListFilter): SQL[] {
+  const direction = filter.sort.startsWith('-') ? desc : asc
+  const column = sortColumn(t, filter)
+  return filter.sort.endsWith('due_date')
+    ? [sql`${t.dueDate} IS NULL`, direction(column), direction(t.id)]
+    : [direction(column), direction(t.id)]
+}
+
+/** The placeholder values of a list query. */
+export function listParams(owner: string, filter: ListFilter, bool: (value: boolean) => unknown): Record<string, unknown> {
+  return {
+    owner,
+    limit: filter.limit,
+    completed: filter.completed === undefined ? undefined : bool(filter.completed),
+    priority: filter.priority,
+    dueBefore: filter.dueBefore,
+    dueAfter: filter.dueAfter,
+    q: filter.q,
+    key: filter.after?.key,
+    afterId: filter.after?.id,
+  }
+}
+
+/** How long an Idempotency-Key is remembered. */
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
