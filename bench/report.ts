@@ -54,7 +54,8 @@ export function bottleneck(m: TargetMeasurement | null): string {
   if (gen && srv) return 'both'
   if (gen) return 'generator'
   if (srv) return 'server'
-  return 'neither'
+  // Neither side saturated its core: other processes were taking the CPU, or something waits (I/O, locks).
+  return m.otherCpu > NOISY ? 'other load' : 'neither'
 }
 
 const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–')

@@ -33,7 +33,7 @@ if (process.argv[2] === 'healthcheck') {
 }
 
 const log = createLogger(config.logLevel)
-const store = openStore(config.databaseUrl)
+const store = await openStore(config.databaseUrl)
 const lifecycle = new Lifecycle()
 const redis = config.redisUrl ? new RedisClient(config.redisUrl) : null
 const app = createApp({

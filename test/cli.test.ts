@@ -21,7 +21,7 @@ describe('bun run keys', () => {
     expect(raw).toMatch(/^tm_[A-Za-z0-9]{8}_[A-Za-z0-9]{32,}$/)
     const prefix = raw.split('_').slice(0, 2).join('_')
 
-    const store = openStore(databaseUrl)
+    const store = await openStore(databaseUrl)
     const principal = await verifyKey(store.keys, raw)
     expect(principal).toEqual({ keyId: prefix.slice(3), owner: 'ivy', scopes: new Set(['tasks:read', 'predict']) })
 
@@ -42,7 +42,7 @@ describe('bun run keys', () => {
   test('default scopes are the five non-admin scopes', async () => {
     const databaseUrl = `sqlite:${join(tempDir(), 'app.sqlite')}`
     const created = await run(['create', 'jay'], { DATABASE_URL: databaseUrl })
-    const store = openStore(databaseUrl)
+    const store = await openStore(databaseUrl)
     const principal = await verifyKey(store.keys, created.stdout.trim().split('\n').at(-1)!)
     expect(principal?.scopes).toEqual(new Set(['tasks:read', 'tasks:write', 'sensors:read', 'sensors:write', 'predict']))
     await store.close()

@@ -5,7 +5,7 @@ type Operation = { requestBody?: { content: Record<string, unknown> }; responses
 
 describe('OpenAPI document', () => {
   test('is OpenAPI 3.1 and documents every HTTP route with its statuses', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const doc = (await (await t.request('/openapi.json')).json()) as { openapi: string; paths: Record<string, Record<string, Operation>> }
     expect(doc.openapi).toStartWith('3.1')
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)).sort()
@@ -35,7 +35,7 @@ describe('OpenAPI document', () => {
 
 describe('documentation pages', () => {
   test('/docs and /redoc load every script and style from the service itself', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     for (const page of ['/docs', '/redoc']) {
       const response = await t.request(page)
       expect(response.status).toBe(200)

@@ -1,12 +1,12 @@
 import { describe, expect, test } from 'bun:test'
 import { Database } from 'bun:sqlite'
 import { join } from 'node:path'
-import { tempDir, testApp } from './helpers'
+import { tempDir, testApp, testDatabase } from './helpers'
 import { cliKey, startServer } from './server'
 
 describe('concurrent creates', () => {
   test('many parallel creates lose nothing and get unique ids', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const keys = await Promise.all([t.key('p1'), t.key('p2'), t.key('p3')])
     const responses = await Promise.all(Array.from({ length: 300 }, (_, i) =>
       t.request('/v1/tasks', { method: 'POST', key: keys[i % 3], json: { title: `parallel ${i}` } })))
@@ -20,9 +20,9 @@ describe('concurrent creates', () => {
   })
 
   test('parallel creates over real sockets with the same Idempotency-Key make one row', async () => {
-    const databaseUrl = `sqlite:${join(tempDir(), 'app.sqlite')}`
-    const key = await cliKey(databaseUrl, 'gus')
-    await using server = await startServer({ DATABASE_URL: databaseUrl })
+    const database = await testDatabase(tempDir())
+    const key = await cliKey(database.url, 'gus')
+    const server = await startServer({ DATABASE_URL: database.url })
     const send = () => fetch(`${server.url}/v1/tasks`, {
       method: 'POST',
       headers: { 'x-api-key': key, 'content-type': 'application/json', 'idempotency-key': 'race' },
@@ -32,6 +32,8 @@ describe('concurrent creates', () => {
     expect(responses.map((r) => r.status)).toEqual(Array(50).fill(201))
     const ids = new Set(await Promise.all(responses.map(async (r) => ((await r.json()) as { id: number }).id)))
     expect(ids.size).toBe(1)
+    await server[Symbol.asyncDispose]()
+    await database.drop()
   })
 })
 

@@ -82,7 +82,7 @@ function fuzzed(schema: Schema): fc.Arbitrary<unknown> {
 const toParam = (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value) ?? '')
 
 describe('fuzzing every operation of /openapi.json', async () => {
-  const t = testApp({ RATE_LIMIT: 'off' })
+  const t = await testApp({ RATE_LIMIT: 'off' })
   const key = await t.key('fuzzer', ['admin'])
   for (let i = 0; i < 5; i++) await t.request('/v1/tasks', { method: 'POST', key, json: { title: `seed ${i}` } })
   const doc = (await (await t.request('/openapi.json')).json()) as { paths: Record<string, Record<string, Operation>> }

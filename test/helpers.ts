@@ -1,5 +1,7 @@
 // Shared test scaffolding: an app on a fresh SQLite file, keys, and request helpers.
 import { expect } from 'bun:test'
+import { SQL } from 'bun'
+import { Database } from 'bun:sqlite'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,16 +23,38 @@ export interface TestApp {
   /** A fresh key for a fresh owner (or the given one). */
   key(owner?: string, scopes?: Scope[]): Promise<string>
   request(path: string, init?: RequestInit & { key?: string; json?: unknown }): Promise<Response>
+  /** Runs SQL on the test's database through a separate connection (to break or inspect it). */
+  sql(query: string): Promise<unknown[]>
   [Symbol.asyncDispose](): Promise<void>
 }
 
 let owners = 0
 export const uniqueOwner = () => `owner-${process.pid}-${++owners}`
 
-export function testApp(env: Record<string, string> = {}): TestApp {
+/** The database URL and the way to drop it: SQLite in the test's folder, or with TEST_STORE=postgres a fresh PostgreSQL database. */
+export async function testDatabase(dir: string): Promise<{ url: string; drop(): Promise<void> }> {
+  if (process.env.TEST_STORE !== 'postgres') return { url: `sqlite:${join(dir, 'app.sqlite')}`, drop: async () => {} }
+  const name = `taskmesh_test_${process.pid}_${crypto.randomUUID().slice(0, 8)}`
+  const admin = new SQL(`${postgresBase}/postgres`)
+  await admin.unsafe(`CREATE DATABASE "${name}"`)
+  await admin.close()
+  return {
+    url: `${postgresBase}/${name}`,
+    async drop() {
+      const again = new SQL(`${postgresBase}/postgres`)
+      await again.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+      await again.close()
+    },
+  }
+}
+
+export const postgresBase = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432'
+
+export async function testApp(env: Record<string, string> = {}): Promise<TestApp> {
   const dir = tempDir()
-  const config = loadConfig({ DATABASE_URL: `sqlite:${join(dir, 'app.sqlite')}`, SIMULATOR: 'off', RATE_LIMIT: 'off', ...env })
-  const store = openStore(config.databaseUrl)
+  const database = await testDatabase(dir)
+  const config = loadConfig({ DATABASE_URL: database.url, SIMULATOR: 'off', RATE_LIMIT: 'off', ...env })
+  const store = await openStore(config.databaseUrl)
   const app = createApp({ config, store, log: createLogger('silent') })
   return {
     app,
@@ -39,6 +63,22 @@ export function testApp(env: Record<string, string> = {}): TestApp {
     dir,
     async key(owner = uniqueOwner(), scopes = DEFAULT_SCOPES) {
       return (await createKey(store.keys, owner, scopes)).raw
+    },
+    async sql(query) {
+      if (config.databaseUrl.startsWith('sqlite:')) {
+        const db = new Database(join(dir, 'app.sqlite'))
+        try {
+          return db.query(query).all()
+        } finally {
+          db.close()
+        }
+      }
+      const client = new SQL(config.databaseUrl)
+      try {
+        return [...(await client.unsafe(query))]
+      } finally {
+        await client.close()
+      }
     },
     request(path, init = {}) {
       const { key, json, ...rest } = init
@@ -53,6 +93,7 @@ export function testApp(env: Record<string, string> = {}): TestApp {
     },
     async [Symbol.asyncDispose]() {
       await store.close()
+      await database.drop()
       rmSync(dir, { recursive: true, force: true })
     },
   }

@@ -1,17 +1,16 @@
 import { describe, expect, test } from 'bun:test'
-import { Database } from 'bun:sqlite'
 import { problemOf, testApp } from './helpers'
 
 describe('problem+json for framework errors', () => {
   test('unknown route is 404', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const response = await t.request('/v1/nothing-here')
     expect(response.status).toBe(404)
     expect(await problemOf(response)).toMatchObject({ type: 'about:blank', title: 'Not Found', status: 404 })
   })
 
   test('wrong method on a known route is 405 with Allow', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const item = await t.request('/v1/tasks/1', { method: 'POST', key })
     expect(item.status).toBe(405)
@@ -23,7 +22,7 @@ describe('problem+json for framework errors', () => {
   })
 
   test('malformed JSON is 400', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     for (const body of ['{"title":', '{title: "x"}', '', "{'title':'x'}"]) {
       const response = await t.request('/v1/tasks', { method: 'POST', key, body, headers: { 'content-type': 'application/json' } })
@@ -33,7 +32,7 @@ describe('problem+json for framework errors', () => {
   })
 
   test('a body that is not valid UTF-8 is 400', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const bytes = new Uint8Array([0x7b, 0x22, 0x74, 0x69, 0x74, 0x6c, 0x65, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]) // {"title":"\xff\xfe"}
     const response = await t.request('/v1/tasks', { method: 'POST', key, body: bytes, headers: { 'content-type': 'application/json' } })
@@ -42,7 +41,7 @@ describe('problem+json for framework errors', () => {
   })
 
   test('a body that is not JSON is 415, before size and syntax', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', null]) {
       const headers: Record<string, string> = type ? { 'content-type': type } : {}
@@ -53,14 +52,14 @@ describe('problem+json for framework errors', () => {
   })
 
   test('application/json with a charset parameter is accepted', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const response = await t.request('/v1/tasks', { method: 'POST', key, body: '{"title":"x"}', headers: { 'content-type': 'Application/JSON; charset=utf-8' } })
     expect(response.status).toBe(201)
   })
 
   test('a body over 1 MiB is 413, declared or streamed', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const big = JSON.stringify({ title: 'x', description: 'd'.repeat(1024 * 1024) })
     const declared = await t.request('/v1/tasks', { method: 'POST', key, body: big, headers: { 'content-type': 'application/json' } })
@@ -78,20 +77,20 @@ describe('problem+json for framework errors', () => {
   })
 
   test('a server fault is 500 problem+json without stack or SQL', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
-    new Database(`${t.dir}/app.sqlite`).run('DROP TABLE tasks')
+    await t.sql('DROP TABLE tasks')
     const response = await t.request('/v1/tasks/1', { key })
     expect(response.status).toBe(500)
     const text = await response.text()
     expect(JSON.parse(text)).toEqual({ type: 'about:blank', title: 'Internal Server Error', status: 500, detail: 'the server failed to handle the request' })
-    expect(text).not.toMatch(/SELECT|sqlite|at .*\.ts/i)
+    expect(text).not.toMatch(/SELECT|sqlite|postgres|relation|at .*\.ts/i)
   })
 })
 
 describe('X-Request-Id', () => {
   test('echoes a sane id and invents one otherwise, on success and error alike', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const echoed = await t.request('/healthz', { headers: { 'x-request-id': 'abc-123' } })
     expect(echoed.headers.get('x-request-id')).toBe('abc-123')
     const invented = await t.request('/v1/nope')
@@ -105,7 +104,7 @@ describe('X-Request-Id', () => {
 
 describe('health', () => {
   test('healthz and readyz answer without a key', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const live = await t.request('/healthz')
     expect(live.status).toBe(200)
     expect(await live.json()).toEqual({ status: 'ok' })
@@ -115,15 +114,15 @@ describe('health', () => {
   })
 
   test('readyz is 503 when the database is broken', async () => {
-    await using t = testApp()
-    new Database(`${t.dir}/app.sqlite`).run('DROP TABLE tasks')
+    await using t = await testApp()
+    await t.sql('DROP TABLE tasks')
     const ready = await t.request('/readyz')
     expect(ready.status).toBe(503)
     expect(await problemOf(ready)).toMatchObject({ status: 503, detail: 'not ready: database', checks: { database: false, accepting: true } })
   })
 
   test('HEAD works wherever GET does', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     for (const path of ['/healthz', '/readyz', '/openapi.json', '/docs', '/redoc']) {
       const response = await t.request(path, { method: 'HEAD' })
       expect(response.status).toBe(200)
@@ -136,7 +135,7 @@ describe('readiness during shutdown', () => {
   test('readyz is 503 once the service stops accepting', async () => {
     const { createApp } = await import('../src/app')
     const { Lifecycle } = await import('../src/platform/lifecycle')
-    await using t = testApp()
+    await using t = await testApp()
     const lifecycle = new Lifecycle()
     const app = createApp({ config: t.config, store: t.store, log: (await import('../src/platform/logger')).createLogger('silent'), lifecycle })
     expect((await app.handle(new Request('http://localhost/readyz'))).status).toBe(200)

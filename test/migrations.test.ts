@@ -1,30 +1,53 @@
 import { describe, expect, test } from 'bun:test'
 import { cpSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import journal from '../drizzle/sqlite/meta/_journal.json'
-import { sqliteMigrationFiles, sqliteMigrations } from '../src/db/migrations'
+import { migrationFiles, migrations } from '../src/db/migrations'
 import { tempDir } from './helpers'
 
 const root = join(import.meta.dir, '..')
 
 describe('migrations', () => {
-  test('every generated migration is embedded, and nothing else', () => {
-    const onDisk = readdirSync(join(root, 'drizzle/sqlite')).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort()
-    expect(Object.keys(sqliteMigrationFiles).sort()).toEqual(onDisk)
+  test.each(['sqlite', 'pg'] as const)('every generated %s migration is embedded, and nothing else', async (dialect) => {
+    const onDisk = readdirSync(join(root, 'drizzle', dialect)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort()
+    const journal = (await import(`../drizzle/${dialect}/meta/_journal.json`)) as { entries: Array<{ tag: string }> }
+    expect(Object.keys(migrationFiles[dialect]).sort()).toEqual(onDisk)
     expect(journal.entries.map((e) => e.tag).sort()).toEqual(onDisk)
-    expect(sqliteMigrations().length).toBe(onDisk.length)
+    expect(migrations(dialect).length).toBe(onDisk.length)
   })
 
-  test('the schema has no change that a migration does not carry', async () => {
+  test.each([
+    ['sqlite', 'sqlite', 'src/db/schema.ts'],
+    ['pg', 'postgresql', 'src/db/schema.pg.ts'],
+  ] as const)('the %s schema has no change that a migration does not carry', async (folder, dialect, schema) => {
     // drizzle-kit wants a relative output folder: work on a copy in a scratch directory.
     const dir = tempDir()
-    const out = join(dir, 'sqlite')
-    cpSync(join(root, 'drizzle/sqlite'), out, { recursive: true })
-    writeFileSync(join(dir, 'drizzle.config.ts'), `export default { dialect: 'sqlite', schema: ${JSON.stringify(join(root, 'src/db/schema.ts'))}, out: './sqlite' }\n`)
+    const out = join(dir, folder)
+    cpSync(join(root, 'drizzle', folder), out, { recursive: true })
+    const journal = (await import(`../drizzle/${folder}/meta/_journal.json`)) as { entries: unknown[] }
+    writeFileSync(join(dir, 'drizzle.config.ts'), `export default { dialect: '${dialect}', schema: ${JSON.stringify(join(root, schema))}, out: './${folder}' }\n`)
     const proc = Bun.spawn([join(root, 'node_modules/.bin/drizzle-kit'), 'generate', '--config', 'drizzle.config.ts'], { cwd: dir, stdout: 'pipe', stderr: 'pipe' })
     const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
     expect(code).toBe(0)
     expect(readdirSync(out).filter((f) => f.endsWith('.sql')).length).toBe(journal.entries.length)
     expect(stdout + stderr).toContain('No schema changes')
+  })
+})
+
+describe('dialects in step', () => {
+  test('SQLite and PostgreSQL schemas have the same tables, columns, nullability and indexes', async () => {
+    const { getTableConfig: sqliteConfig } = await import('drizzle-orm/sqlite-core')
+    const { getTableConfig: pgConfig } = await import('drizzle-orm/pg-core')
+    const sqlite = await import('../src/db/schema')
+    const pg = await import('../src/db/schema.pg')
+    type Shape = { name: string; columns: string[]; indexes: string[]; primaryKeys: string[] }
+    const shape = (config: { name: string; columns: Array<{ name: string; notNull: boolean; primary: boolean }>; indexes: Array<{ config: { name: string; columns: unknown[] } }>; primaryKeys: Array<{ columns: Array<{ name: string }> }> }): Shape => ({
+      name: config.name,
+      columns: config.columns.map((c) => `${c.name}${c.notNull ? ' not null' : ''}${c.primary ? ' primary' : ''}`).sort(),
+      indexes: config.indexes.map((i) => `${i.config.name}(${(i.config.columns as Array<{ name: string }>).map((c) => c.name).join(',')})`).sort(),
+      primaryKeys: config.primaryKeys.map((k) => k.columns.map((c) => c.name).join(',')),
+    })
+    for (const table of ['apiKeys', 'tasks', 'idempotencyKeys'] as const) {
+      expect(shape(pgConfig(pg[table]) as never)).toEqual(shape(sqliteConfig(sqlite[table]) as never))
+    }
   })
 })

@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'bun:test'
-import { problemOf, testApp } from './helpers'
+import { problemOf, testApp, type TestApp } from './helpers'
 
 type Task = { id: number; title: string; priority: string; due_date: string | null; completed: boolean; created_at: string }
 type Page = { items: Task[]; next_cursor: string | null }
 
-async function seed(t: ReturnType<typeof testApp>, key: string, specs: Array<Record<string, unknown>>): Promise<Task[]> {
+async function seed(t: TestApp, key: string, specs: Array<Record<string, unknown>>): Promise<Task[]> {
   const created: Task[] = []
   for (const json of specs) {
     const response = await t.request('/v1/tasks', { method: 'POST', key, json })
@@ -14,14 +14,14 @@ async function seed(t: ReturnType<typeof testApp>, key: string, specs: Array<Rec
   return created
 }
 
-async function page(t: ReturnType<typeof testApp>, key: string, query: string): Promise<Page> {
+async function page(t: TestApp, key: string, query: string): Promise<Page> {
   const response = await t.request(`/v1/tasks?${query}`, { key })
   expect(response.status).toBe(200)
   return (await response.json()) as Page
 }
 
 /** Follows next_cursor to the end and returns every id in order. */
-async function walk(t: ReturnType<typeof testApp>, key: string, query: string): Promise<number[]> {
+async function walk(t: TestApp, key: string, query: string): Promise<number[]> {
   const ids: number[] = []
   let cursor: string | null = null
   for (let pages = 0; pages < 100; pages++) {
@@ -44,7 +44,7 @@ describe('GET /v1/tasks pagination and sort', () => {
   }))
 
   test('defaults: 20 items, newest first, then a cursor to the rest', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const tasks = await seed(t, key, specs)
     const first = await page(t, key, '')
@@ -62,7 +62,7 @@ describe('GET /v1/tasks pagination and sort', () => {
     ['due_date', (a: Task, b: Task) => (a.due_date === null ? 1 : 0) - (b.due_date === null ? 1 : 0) || (a.due_date ?? '').localeCompare(b.due_date ?? '') || a.id - b.id],
     ['-due_date', (a: Task, b: Task) => (a.due_date === null ? 1 : 0) - (b.due_date === null ? 1 : 0) || (b.due_date ?? '').localeCompare(a.due_date ?? '') || b.id - a.id],
   ])('sort=%s walks every task once in order across pages', async (sort, compare) => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const tasks = await seed(t, key, specs)
     const expected = [...tasks].sort(compare).map((task) => task.id)
@@ -72,7 +72,7 @@ describe('GET /v1/tasks pagination and sort', () => {
   })
 
   test('filters combine with pagination', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const tasks = await seed(t, key, specs)
     const expected = tasks
@@ -85,7 +85,7 @@ describe('GET /v1/tasks pagination and sort', () => {
   })
 
   test('completed=false and due filters exclude tasks without a due date', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const tasks = await seed(t, key, specs)
     const open = await walk(t, key, 'completed=false&sort=created_at')
@@ -97,7 +97,7 @@ describe('GET /v1/tasks pagination and sort', () => {
 
 describe('GET /v1/tasks search', () => {
   test('q is a case-insensitive substring with % and _ taken literally', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const tasks = await seed(t, key, [
       { title: '100% done' }, { title: '100 percent' }, { title: 'snake_case' }, { title: 'snakeXcase' },
@@ -123,7 +123,7 @@ describe('GET /v1/tasks validation', () => {
     ['due_before=2030-02-30', 'query.due_before'], ['due_after=tomorrow', 'query.due_after'],
     ['cursor=garbage', 'query.cursor'], ['unknown=1', 'query.unknown'], [`q=${'x'.repeat(201)}`, 'query.q'],
   ])('%s is 422 naming %s', async (query, field) => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const response = await t.request(`/v1/tasks?${query}`, { key })
     expect(response.status).toBe(422)
@@ -131,7 +131,7 @@ describe('GET /v1/tasks validation', () => {
   })
 
   test('a cursor from another sort is 422', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     await seed(t, key, [{ title: 'a' }, { title: 'b' }])
     const first = await page(t, key, 'limit=1&sort=priority')

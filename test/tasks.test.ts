@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { problemOf, testApp } from './helpers'
+import { problemOf, testApp, type TestApp } from './helpers'
 
 type Task = {
   id: number; title: string; description: string | null; owner: string; priority: string
@@ -8,7 +8,7 @@ type Task = {
 
 const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/
 
-async function create(t: ReturnType<typeof testApp>, key: string, json: Record<string, unknown>): Promise<Task> {
+async function create(t: TestApp, key: string, json: Record<string, unknown>): Promise<Task> {
   const response = await t.request('/v1/tasks', { method: 'POST', key, json })
   expect(response.status).toBe(201)
   return (await response.json()) as Task
@@ -16,7 +16,7 @@ async function create(t: ReturnType<typeof testApp>, key: string, json: Record<s
 
 describe('POST /v1/tasks', () => {
   test('creates a task with defaults, Location and ETag', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key('alice')
     const response = await t.request('/v1/tasks', { method: 'POST', key, json: { title: 'Write report' } })
     expect(response.status).toBe(201)
@@ -31,14 +31,14 @@ describe('POST /v1/tasks', () => {
   })
 
   test('keeps every client field and ignores none', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'ünïcødé ✓ 日本', description: 'd', priority: 'urgent', due_date: '2030-02-28', completed: true })
     expect(task).toMatchObject({ title: 'ünïcødé ✓ 日本', description: 'd', priority: 'urgent', due_date: '2030-02-28', completed: true })
   })
 
   test('owner comes from the key, never from the body', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key('alice')
     const response = await t.request('/v1/tasks', { method: 'POST', key, json: { title: 'x', owner: 'mallory' } })
     expect(response.status).toBe(422)
@@ -60,7 +60,7 @@ describe('POST /v1/tasks', () => {
     ['impossible date', { title: 'x', due_date: '2030-02-30' }, 'body.due_date'],
     ['completed as string', { title: 'x', completed: 'true' }, 'body.completed'],
   ])('rejects %s with 422 naming the field', async (_, json, field) => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const response = await t.request('/v1/tasks', { method: 'POST', key, json })
     expect(response.status).toBe(422)
@@ -71,7 +71,7 @@ describe('POST /v1/tasks', () => {
   })
 
   test('accepts 200 characters of title and 5000 of description', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'x'.repeat(200), description: 'd'.repeat(5000) })
     expect(task.title.length).toBe(200)
@@ -79,7 +79,7 @@ describe('POST /v1/tasks', () => {
   })
 
   test('a body that is not an object is 422', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     for (const json of [[], 'title', 5, null]) {
       const response = await t.request('/v1/tasks', { method: 'POST', key, json })
@@ -89,7 +89,7 @@ describe('POST /v1/tasks', () => {
   })
 
   test('SQL metacharacters are stored as plain text', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const title = `Robert'); DROP TABLE tasks;-- "%_\\`
     const task = await create(t, key, { title })
@@ -100,7 +100,7 @@ describe('POST /v1/tasks', () => {
 
 describe('Idempotency-Key', () => {
   test('a repeat returns the same task and makes one row', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const send = () => t.request('/v1/tasks', { method: 'POST', key, json: { title: 'once', priority: 'high' }, headers: { 'idempotency-key': 'k-1' } })
     const first = await send()
@@ -114,7 +114,7 @@ describe('Idempotency-Key', () => {
   })
 
   test('field order does not make a different request', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const headers = { 'idempotency-key': 'order' }
     const a = await t.request('/v1/tasks', { method: 'POST', key, headers, body: '{"title":"a","priority":"low"}', })
@@ -126,7 +126,7 @@ describe('Idempotency-Key', () => {
   })
 
   test('the same key with another body is 422 and creates nothing', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const headers = { 'idempotency-key': 'k-2' }
     expect((await t.request('/v1/tasks', { method: 'POST', key, headers, json: { title: 'a' } })).status).toBe(201)
@@ -138,7 +138,7 @@ describe('Idempotency-Key', () => {
   })
 
   test('keys are per owner', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const alice = await t.key()
     const bob = await t.key()
     const headers = { 'idempotency-key': 'shared' }
@@ -149,7 +149,7 @@ describe('Idempotency-Key', () => {
   })
 
   test('an unusable key is 422', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const response = await t.request('/v1/tasks', { method: 'POST', key, headers: { 'idempotency-key': 'x'.repeat(256) }, json: { title: 'a' } })
     expect(response.status).toBe(422)
@@ -159,7 +159,7 @@ describe('Idempotency-Key', () => {
 
 describe('GET /v1/tasks/{id}', () => {
   test('returns the task with its ETag, and 304 for a matching If-None-Match', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'x' })
     const response = await t.request(`/v1/tasks/${task.id}`, { key })
@@ -176,7 +176,7 @@ describe('GET /v1/tasks/{id}', () => {
   })
 
   test('a missing task is 404; a non-numeric id is 422', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const missing = await t.request('/v1/tasks/999999', { key })
     expect(missing.status).toBe(404)
@@ -189,7 +189,7 @@ describe('GET /v1/tasks/{id}', () => {
   })
 
   test('HEAD answers like GET without a body', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'x' })
     const response = await t.request(`/v1/tasks/${task.id}`, { key, method: 'HEAD' })
@@ -201,7 +201,7 @@ describe('GET /v1/tasks/{id}', () => {
 
 describe('PUT /v1/tasks/{id}', () => {
   test('replaces every client field; omitted ones take their defaults', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'a', description: 'd', priority: 'high', due_date: '2030-01-01', completed: true })
     const response = await t.request(`/v1/tasks/${task.id}`, { method: 'PUT', key, json: { title: 'b' } })
@@ -215,7 +215,7 @@ describe('PUT /v1/tasks/{id}', () => {
   })
 
   test('honours If-Match: 412 when stale, 200 when current', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'a' })
     const stale = await t.request(`/v1/tasks/${task.id}`, { method: 'PUT', key, json: { title: 'b' }, headers: { 'if-match': `"${task.id}.7"` } })
@@ -229,7 +229,7 @@ describe('PUT /v1/tasks/{id}', () => {
   })
 
   test('rejects unknown fields and server-owned fields', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'a' })
     for (const extra of [{ version: 5 }, { owner: 'x' }, { created_at: 'x' }, { colour: 'red' }]) {
@@ -242,7 +242,7 @@ describe('PUT /v1/tasks/{id}', () => {
 
 describe('PATCH /v1/tasks/{id}', () => {
   test('merges the given fields and bumps the version', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'a', description: 'd', priority: 'high', due_date: '2030-01-01' })
     const response = await t.request(`/v1/tasks/${task.id}`, { method: 'PATCH', key, json: { completed: true } })
@@ -252,7 +252,7 @@ describe('PATCH /v1/tasks/{id}', () => {
   })
 
   test('null clears a nullable field and resets the others to their default', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'a', description: 'd', priority: 'high', due_date: '2030-01-01', completed: true })
     const response = await t.request(`/v1/tasks/${task.id}`, {
@@ -264,7 +264,7 @@ describe('PATCH /v1/tasks/{id}', () => {
   })
 
   test('a null title, an unknown field or a bad value is 422 and changes nothing', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'a' })
     for (const json of [{ title: null }, { owner: 'x' }, { priority: 'top' }, { due_date: '2030-13-01' }, { id: 9 }]) {
@@ -276,7 +276,7 @@ describe('PATCH /v1/tasks/{id}', () => {
   })
 
   test('honours If-Match', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'a' })
     const ok = await t.request(`/v1/tasks/${task.id}`, { method: 'PATCH', key, json: { title: 'b' }, headers: { 'if-match': `"${task.id}.1"` } })
@@ -289,7 +289,7 @@ describe('PATCH /v1/tasks/{id}', () => {
   })
 
   test('an empty patch still answers the task', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'a' })
     const response = await t.request(`/v1/tasks/${task.id}`, { method: 'PATCH', key, json: {} })
@@ -300,7 +300,7 @@ describe('PATCH /v1/tasks/{id}', () => {
 
 describe('DELETE /v1/tasks/{id}', () => {
   test('204, then 404', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'a' })
     const response = await t.request(`/v1/tasks/${task.id}`, { method: 'DELETE', key })
@@ -311,7 +311,7 @@ describe('DELETE /v1/tasks/{id}', () => {
   })
 
   test('honours If-Match', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const key = await t.key()
     const task = await create(t, key, { title: 'a' })
     const stale = await t.request(`/v1/tasks/${task.id}`, { method: 'DELETE', key, headers: { 'if-match': '"999.1"' } })
@@ -324,7 +324,7 @@ describe('DELETE /v1/tasks/{id}', () => {
 
 describe('owner isolation', () => {
   test("another owner's task is 404 for every verb and never listed", async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const alice = await t.key('alice')
     const bob = await t.key('bob')
     const task = await create(t, alice, { title: 'private' })
@@ -344,7 +344,7 @@ describe('owner isolation', () => {
   })
 
   test('two keys of the same owner see the same tasks', async () => {
-    await using t = testApp()
+    await using t = await testApp()
     const one = await t.key('carol')
     const two = await t.key('carol')
     const task = await create(t, one, { title: 'shared' })

@@ -24,7 +24,7 @@ async function main(argv: string[]): Promise<void> {
   if (values.help) return void console.log(usage)
   if (!command || !subject || rest.length > 0) throw new UsageError('expected a command and one argument')
   const config = loadConfig(process.env)
-  const store = openStore(config.databaseUrl)
+  const store = await openStore(config.databaseUrl)
   try {
     if (command === 'create') {
       if (!ownerPattern.test(subject)) throw new UsageError(`owner must be 1-128 of A-Z a-z 0-9 _ . @ -`)

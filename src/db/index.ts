@@ -1,8 +1,11 @@
 // Opens the store named by DATABASE_URL. Features see only the interfaces.
 import type { KeyStore } from '../platform/keys'
+import { PgKeyStore } from '../platform/keys.pg'
 import { SqliteKeyStore } from '../platform/keys.sqlite'
 import type { TaskStore } from '../tasks/service'
+import { PgTaskStore } from '../tasks/store.pg'
 import { SqliteTaskStore } from '../tasks/store.sqlite'
+import { openPostgres } from './postgres'
 import { openSqlite, sqlitePath } from './sqlite'
 
 export interface Store {
@@ -15,10 +18,11 @@ export interface Store {
   close(): Promise<void>
 }
 
-export function openStore(url: string): Store {
-  if (!url.startsWith('sqlite:')) {
-    throw new Error(`DATABASE_URL ${url.split(':')[0]}: is not supported by this build yet; use sqlite:PATH`)
-  }
+export async function openStore(url: string): Promise<Store> {
+  return url.startsWith('sqlite:') ? sqliteStore(url) : postgresStore(url)
+}
+
+function sqliteStore(url: string): Store {
   const db = openSqlite(sqlitePath(url))
   // Touches a real table, so a broken or unmigrated file is not ready.
   const ping = db.$client.prepare('SELECT 1 AS ok FROM tasks LIMIT 1')
@@ -47,5 +51,23 @@ export function openStore(url: string): Store {
     close: async () => {
       db.$client.close()
     },
+  }
+}
+
+async function postgresStore(url: string): Promise<Store> {
+  const db = await openPostgres(url)
+  return {
+    tasks: new PgTaskStore(db),
+    keys: new PgKeyStore(db),
+    ping: async () => {
+      try {
+        await db.$client`SELECT 1 FROM tasks LIMIT 1`
+        return true
+      } catch {
+        return false
+      }
+    },
+    stats: () => ({}),
+    close: () => db.$client.close(),
   }
 }

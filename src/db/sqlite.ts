@@ -3,7 +3,7 @@ import { Database } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
-import { sqliteMigrations } from './migrations'
+import { migrations } from './migrations'
 import * as schema from './schema'
 
 export type SqliteDb = BunSQLiteDatabase<typeof schema> & { $client: Database }
@@ -27,7 +27,7 @@ function migrate(db: SqliteDb): void {
   // drizzle's own migrator, fed the embedded files instead of a folder.
   const dialect = (db as unknown as { dialect: { migrate: (m: unknown, s: unknown, c: unknown) => void } }).dialect
   const session = (db as unknown as { session: unknown }).session
-  dialect.migrate(sqliteMigrations(), session, {})
+  dialect.migrate(migrations('sqlite'), session, {})
 }
 
 /** `sqlite:PATH` → PATH */

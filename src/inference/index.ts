@@ -1,0 +1,131 @@
+// Routes of /v1/models, /v1/predict and the Open Inference Protocol (KServe v2) under /v2:
+// thin handlers over InferenceService. Errors under /v2 are rendered `{ "error" }` by platform/http.
+import { Elysia, t } from 'elysia'
+import { auth } from '../platform/auth'
+import { setBodyLimit } from '../platform/body'
+import { problemResponses } from '../platform/errors'
+import type { KeyStore } from '../platform/keys'
+import type { Telemetry } from '../platform/observability'
+import { InferenceModel, KServeModel, MAX_ROWS } from './model'
+import type { ModelRegistry } from './registry'
+import { InferenceMetrics, InferenceService, SEED_MODEL } from './service'
+
+export interface InferenceDeps {
+  registry: ModelRegistry
+  keys: KeyStore
+  telemetry: Telemetry
+  /** Whether the service takes traffic (not draining); /v2/health/ready also needs the models loaded. */
+  accepting?: () => boolean
+}
+
+// 10 000 rows of a few features at full precision do not fit the service-wide 1 MiB.
+const BATCH_BODY_LIMIT = 8 * 1024 * 1024
+setBodyLimit('/v1/models/:name/predict', BATCH_BODY_LIMIT)
+setBodyLimit('/v2/models/:name/infer', BATCH_BODY_LIMIT)
+
+/** Response schemas of the /v2 error statuses: the protocol's `{ "error" }`, not problem+json. */
+function v2Errors<const C extends number>(...codes: C[]): Record<C, typeof KServeModel.error> {
+  return Object.fromEntries(codes.map((code) => [code, KServeModel.error])) as Record<C, typeof KServeModel.error>
+}
+
+export function inference({ registry, keys, telemetry, accepting = () => true }: InferenceDeps) {
+  const service = new InferenceService(registry, new InferenceMetrics(telemetry, registry))
+  const v1 = new Elysia({ name: 'inference/v1', tags: ['predictions'] })
+    .use(auth(keys))
+    .get('/v1/models', () => service.list(), {
+      auth: 'predict',
+      response: { 200: InferenceModel.list, ...problemResponses(401, 403, 500) },
+      detail: { summary: 'List the models', description: 'The models being served, and the files of MODELS_DIR that failed validation.' },
+    })
+    .get('/v1/models/:name', ({ params }) => service.model(params.name).summary, {
+      auth: 'predict',
+      params: InferenceModel.params,
+      response: { 200: InferenceModel.summary, ...problemResponses(401, 403, 404, 500) },
+      detail: { summary: 'Get a model' },
+    })
+    .put('/v1/models/:name', async ({ params, body, set }) => {
+      const { summary, created } = await service.upload(params.name, body)
+      set.status = created ? 201 : 200
+      if (created) set.headers.location = `/v1/models/${params.name}`
+      return summary
+    }, {
+      auth: 'admin',
+      params: InferenceModel.params,
+      body: InferenceModel.file,
+      parse: 'json',
+      response: { 200: InferenceModel.summary, 201: InferenceModel.summary, ...problemResponses(400, 401, 403, 413, 415, 422, 500) },
+      detail: {
+        summary: 'Upload or replace a model',
+        description: 'Validated, compiled and written to MODELS_DIR (atomically) before the answer: 201 when new, 200 when it replaced a version, '
+          + 'which requests already running finish on. A bad file is a 422 and the old version keeps serving.',
+      },
+    })
+    .delete('/v1/models/:name', async ({ params, set }) => {
+      await service.remove(params.name)
+      set.status = 204
+    }, {
+      auth: 'admin',
+      params: InferenceModel.params,
+      response: { 204: t.Undefined({ description: 'Deleted: the model is no longer served and its file is gone' }), ...problemResponses(401, 403, 404, 500) },
+      detail: { summary: 'Delete a model' },
+    })
+    .post('/v1/models/:name/predict', ({ params, body }) => service.predict(params.name, body), {
+      auth: 'predict',
+      params: InferenceModel.params,
+      body: InferenceModel.predictBody,
+      parse: 'json',
+      response: { 200: InferenceModel.prediction, ...problemResponses(400, 401, 403, 404, 413, 415, 422, 500) },
+      detail: {
+        summary: 'Predict',
+        description: `One row by feature name (\`features\`) or up to ${MAX_ROWS} rows (\`instances\`, each positional or by name). `
+          + 'A missing or unknown feature, a value that is not a finite number or a row of the wrong length is a 422 naming it.',
+      },
+    })
+    .post('/v1/predict', ({ body }) => service.predictSeed(body), {
+      auth: 'predict',
+      body: InferenceModel.seedBody,
+      parse: 'json',
+      response: { 200: InferenceModel.seedPrediction, ...problemResponses(400, 401, 403, 413, 415, 422, 500, 503) },
+      detail: { summary: 'Predict with the seed model', description: `The seed's call, served by the model ${SEED_MODEL}; 503 when it is not loaded.` },
+    })
+
+  const v2 = new Elysia({ name: 'inference/v2', tags: ['kserve v2'] })
+    .use(auth(keys))
+    .get('/v2/health/live', () => ({ live: true }), {
+      response: { 200: KServeModel.live },
+      detail: { summary: 'Server live (Open Inference Protocol)' },
+    })
+    .get('/v2/health/ready', () => {
+      if (!registry.ready || !accepting()) throw new HttpError(503, registry.ready ? 'the server is shutting down' : 'the models are still loading')
+      return { ready: true }
+    }, {
+      response: { 200: KServeModel.ready, ...v2Errors(503) },
+      detail: { summary: 'Server ready (Open Inference Protocol)', description: '200 once the models are loaded, 503 before and while shutting down.' },
+    })
+    .get('/v2/models/:name', ({ params }) => service.metadata(params.name), {
+      auth: 'predict',
+      params: InferenceModel.params,
+      response: { 200: KServeModel.metadata, ...v2Errors(401, 403, 404, 500) },
+      detail: { summary: 'Model metadata (Open Inference Protocol)' },
+    })
+    .get('/v2/models/:name/ready', ({ params }) => service.modelReady(params.name), {
+      auth: 'predict',
+      params: InferenceModel.params,
+      response: { 200: KServeModel.modelReady, ...v2Errors(401, 403, 404, 500, 503) },
+      detail: { summary: 'Model ready (Open Inference Protocol)', description: '503 when the model\'s file exists but was rejected.' },
+    })
+    .post('/v2/models/:name/infer', ({ params, body }) => service.infer(params.name, body), {
+      auth: 'predict',
+      params: InferenceModel.params,
+      body: KServeModel.inferBody,
+      parse: 'json',
+      response: { 200: KServeModel.inferResponse, ...v2Errors(400, 401, 403, 404, 413, 415, 422, 500) },
+      detail: {
+        summary: 'Inference (Open Inference Protocol)',
+        description: `One FP64 input tensor of shape [rows, features] (rows up to ${MAX_ROWS}), data flat or nested. `
+          + 'Outputs: predict ([rows, 1]: values, or labels for classifiers) and, for classifiers, predict_proba ([rows, classes]).',
+      },
+    })
+
+  return new Elysia({ name: 'inference' }).use(v1).use(v2)
+}

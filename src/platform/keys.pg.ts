@@ -1,0 +1,31 @@
+// KeyStore on PostgreSQL.
+import { and, eq, isNull, sql } from 'drizzle-orm'
+import type { PgDb } from '../db/postgres'
+import { apiKeys } from '../db/schema.pg'
+import type { KeyRecord, KeyStore } from './keys'
+
+export class PgKeyStore implements KeyStore {
+  private readonly byIdStatement
+
+  constructor(private readonly db: PgDb) {
+    this.byIdStatement = db.select().from(apiKeys).where(eq(apiKeys.id, sql.placeholder('id'))).prepare('key_by_id')
+  }
+
+  async insert(record: KeyRecord): Promise<void> {
+    await this.db.insert(apiKeys).values({ ...record, hash: Buffer.from(record.hash) })
+  }
+
+  async byId(id: string): Promise<KeyRecord | undefined> {
+    return (await this.byIdStatement.execute({ id }))[0]
+  }
+
+  byOwner(owner: string): Promise<KeyRecord[]> {
+    return this.db.select().from(apiKeys).where(eq(apiKeys.owner, owner)).orderBy(apiKeys.createdAt)
+  }
+
+  async revoke(id: string, at: number): Promise<boolean> {
+    const revoked = await this.db.update(apiKeys).set({ revokedAt: at })
+      .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).returning({ id: apiKeys.id })
+    return revoked.length > 0
+  }
+}
