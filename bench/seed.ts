@@ -139,20 +139,29 @@ function keysCommand(options: KeysOptions): string[] {
 /** `bun run keys create OWNER` for each owner; the key is the last line of stdout. */
 export async function createKeys(owners: string[], options: KeysOptions): Promise<Map<string, string>> {
   const keys = new Map<string, string>()
+  const command = keysCommand(options)
   const one = async (owner: string) => {
-    const child = Bun.spawn([...keysCommand(options), 'create', owner], {
-      cwd: options.cwd,
-      env: { ...process.env, DATABASE_URL: options.databaseUrl, LOG_LEVEL: 'warn' },
-      stdout: 'pipe',
-      stderr: 'pipe',
-    })
-    options.track(child)
-    const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited])
-    const key = stdout.trim().split('\n').pop()?.trim() ?? ''
-    if (code !== 0 || !/^tm_[A-Za-z0-9]{8}_[A-Za-z0-9]+$/.test(key)) {
+    for (let attempt = 1; ; attempt++) {
+      const child = Bun.spawn([...command, 'create', owner], {
+        cwd: options.cwd,
+        env: { ...process.env, DATABASE_URL: options.databaseUrl, LOG_LEVEL: 'warn' },
+        stdout: 'pipe',
+        stderr: 'pipe',
+      })
+      options.track(child)
+      const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited])
+      const key = stdout.trim().split('\n').pop()?.trim() ?? ''
+      if (code === 0 && /^tm_[A-Za-z0-9]{8}_[A-Za-z0-9]+$/.test(key)) {
+        keys.set(owner, key)
+        return
+      }
+      // Several CLIs opening the database at once can hit SQLITE_BUSY before busy_timeout is set.
+      if (attempt < 4 && /database is locked|SQLITE_BUSY/i.test(stderr)) {
+        await Bun.sleep(100 * attempt)
+        continue
+      }
       throw new Error(`keys create ${owner} failed (exit ${code}): ${stderr.trim() || stdout.trim()}`)
     }
-    keys.set(owner, key)
   }
   // The first run creates and migrates the database; the rest can share it.
   await one(owners[0]!)

@@ -2,6 +2,8 @@
 import { Elysia } from 'elysia'
 import type { Config } from './config'
 import type { Store } from './db'
+import { inference } from './inference'
+import { ModelRegistry } from './inference/registry'
 import { keyIdOf } from './platform/auth'
 import { docs } from './platform/docs'
 import { gateway } from './platform/gateway'
@@ -23,9 +25,11 @@ export interface AppDeps {
   telemetry?: Telemetry
   /** Readiness and graceful shutdown; a fresh one (always accepting) unless given. */
   lifecycle?: Lifecycle
+  /** The models to serve (index.ts loads MODELS_DIR); without one the app serves none and is ready at once. */
+  registry?: ModelRegistry
 }
 
-export function createApp({ config, store, log, limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle() }: AppDeps) {
+export function createApp({ config, store, log, limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry = ModelRegistry.empty(log) }: AppDeps) {
   const routes = new RouteTable()
   for (const [name, { help }] of Object.entries(store.stats())) telemetry.gauge(name, help, () => store.stats()[name]?.value ?? 0)
   const app = new Elysia({ normalize: false })
@@ -36,8 +40,10 @@ export function createApp({ config, store, log, limiter = new MemoryLimiter(), t
     .use(health([
       { name: 'database', check: () => store.ping() },
       { name: 'accepting', check: () => lifecycle.accepting },
+      { name: 'models', check: () => registry.ready },
     ]))
     .use(tasks(store.tasks, store.keys))
+    .use(inference({ registry, keys: store.keys, telemetry, accepting: () => lifecycle.accepting }))
   routes.load(app.routes)
   return app
 }

@@ -5,9 +5,10 @@ import { RedisClient } from 'bun'
 import { createApp } from './app'
 import { ConfigError, loadConfig, type Config } from './config'
 import { openStore } from './db'
+import { ModelRegistry } from './inference/registry'
 import { Lifecycle } from './platform/lifecycle'
 import { createLogger } from './platform/logger'
-import { MemoryLimiter, RedisLimiter } from './platform/ratelimit'
+import { MemoryLimiter, RedisLimiter, redisOptions } from './platform/ratelimit'
 
 function configOrExit(): Config {
   try {
@@ -35,17 +36,23 @@ if (process.argv[2] === 'healthcheck') {
 const log = createLogger(config.logLevel)
 const store = await openStore(config.databaseUrl)
 const lifecycle = new Lifecycle()
-const redis = config.redisUrl ? new RedisClient(config.redisUrl) : null
+const redis = config.redisUrl ? new RedisClient(config.redisUrl, redisOptions) : null
+const registry = new ModelRegistry({ dir: config.modelsDir, log })
 const app = createApp({
   config,
   store,
   log,
   lifecycle,
   limiter: redis ? new RedisLimiter(redis) : new MemoryLimiter(),
+  registry,
 })
+if (redis) await redis.connect().catch((error) => log.warn({ err: error }, 'Redis is unreachable; rate limits stay per instance until it answers'))
 lifecycle.onShutdown(() => store.close())
 if (redis) lifecycle.onShutdown(() => redis.close())
+lifecycle.onShutdown(() => registry.close())
 
+// Load MODELS_DIR before opening the port (readiness `models` stays false until then), then watch it.
+await registry.start()
 app.listen({
   port: config.port,
   hostname: config.host,

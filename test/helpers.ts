@@ -2,12 +2,13 @@
 import { expect } from 'bun:test'
 import { SQL } from 'bun'
 import { Database } from 'bun:sqlite'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createApp } from '../src/app'
 import { loadConfig, type Config } from '../src/config'
 import { openStore, type Store } from '../src/db'
+import { ModelRegistry } from '../src/inference/registry'
 import { createKey, DEFAULT_SCOPES, type Scope } from '../src/platform/keys'
 import { createLogger } from '../src/platform/logger'
 
@@ -15,11 +16,24 @@ export function tempDir(prefix = 'taskmesh-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
 }
 
+export const fixtureModels = join(import.meta.dir, 'fixtures/models')
+
+/** Copies the reference model files (not their .expected.json) into `dir`, which it creates. */
+export function copyModels(dir: string): string {
+  mkdirSync(dir, { recursive: true })
+  for (const file of readdirSync(fixtureModels)) {
+    if (!file.endsWith('.expected.json')) copyFileSync(join(fixtureModels, file), join(dir, file))
+  }
+  return dir
+}
+
 export interface TestApp {
   app: ReturnType<typeof createApp>
   store: Store
   config: Config
   dir: string
+  /** Loaded from a private copy of test/fixtures/models (or from MODELS_DIR when given). */
+  registry: ModelRegistry
   /** A fresh key for a fresh owner (or the given one). */
   key(owner?: string, scopes?: Scope[]): Promise<string>
   request(path: string, init?: RequestInit & { key?: string; json?: unknown }): Promise<Response>
@@ -53,14 +67,18 @@ export const postgresBase = process.env.TEST_POSTGRES_URL ?? 'postgres://postgre
 export async function testApp(env: Record<string, string> = {}): Promise<TestApp> {
   const dir = tempDir()
   const database = await testDatabase(dir)
-  const config = loadConfig({ DATABASE_URL: database.url, SIMULATOR: 'off', RATE_LIMIT: 'off', ...env })
+  const config = loadConfig({ DATABASE_URL: database.url, SIMULATOR: 'off', RATE_LIMIT: 'off', MODELS_DIR: join(dir, 'models'), ...env })
+  if (env.MODELS_DIR === undefined) copyModels(config.modelsDir)
   const store = await openStore(config.databaseUrl)
-  const app = createApp({ config, store, log: createLogger('silent') })
+  const registry = new ModelRegistry({ dir: config.modelsDir, log: createLogger('silent') })
+  await registry.load()
+  const app = createApp({ config, store, log: createLogger('silent'), registry })
   return {
     app,
     store,
     config,
     dir,
+    registry,
     async key(owner = uniqueOwner(), scopes = DEFAULT_SCOPES) {
       return (await createKey(store.keys, owner, scopes)).raw
     },
@@ -92,6 +110,7 @@ export async function testApp(env: Record<string, string> = {}): Promise<TestApp
       return app.handle(new Request(`http://localhost${path}`, { ...rest, headers, body }))
     },
     async [Symbol.asyncDispose]() {
+      registry.close()
       await store.close()
       await database.drop()
       rmSync(dir, { recursive: true, force: true })

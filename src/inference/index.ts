@@ -3,7 +3,7 @@
 import { Elysia, t } from 'elysia'
 import { auth } from '../platform/auth'
 import { setBodyLimit } from '../platform/body'
-import { problemResponses } from '../platform/errors'
+import { HttpError, problemResponses } from '../platform/errors'
 import type { KeyStore } from '../platform/keys'
 import type { Telemetry } from '../platform/observability'
 import { InferenceModel, KServeModel, MAX_ROWS } from './model'

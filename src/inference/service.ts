@@ -19,7 +19,7 @@ export const PREDICT_PROBA = 'predict_proba'
 export class InferenceMetrics {
   private readonly predictions: Counter<'model'>
   private readonly batchRows: Histogram<'model'>
-  private readonly children = new Map<string, { predictions: Counter.Internal<'model'>; rows: Histogram.Internal<'model'> }>()
+  private readonly children = new Map<string, { predictions: Counter.Internal; rows: Histogram.Internal<'model'> }>()
 
   constructor(telemetry: Telemetry, registry: ModelRegistry) {
     this.predictions = new Counter({
@@ -283,9 +283,12 @@ export class InferenceService {
         }
       })
     this.metrics.observe(model.name, rows)
-    const response: KServeModel.InferResponse = { model_name: model.name, model_version: model.version, outputs: tensorsOf(model, outputs, rows, wanted) }
-    if (body.id !== undefined) response.id = body.id
-    return response
+    return {
+      model_name: model.name,
+      model_version: model.version,
+      ...(body.id === undefined ? {} : { id: body.id }),
+      outputs: tensorsOf(model, outputs, rows, wanted),
+    }
   }
 }
 

@@ -80,3 +80,16 @@ export const invalid = (field: string, message: string) =>
 export function problemResponses<const C extends number>(...codes: C[]): Record<C, typeof ProblemSchema> {
   return Object.fromEntries(codes.map((code) => [code, ProblemSchema])) as Record<C, typeof ProblemSchema>
 }
+
+// Bun's SQL and Redis clients name lost or refused connections with these codes.
+const unavailableCodes = /^(ERR_POSTGRES_CONNECTION|ERR_POSTGRES_CONNECTION_\w+|ERR_REDIS_CONNECTION\w*|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$|CONNECTION_(CLOSED|REFUSED|TIMEOUT)/
+
+/** True when a dependency (database, Redis) could not be reached, as opposed to a bug. */
+export function isUnavailable(error: unknown): boolean {
+  // drizzle wraps driver errors; the driver's code is on the cause.
+  for (let current = error, depth = 0; current && depth < 5; current = (current as { cause?: unknown }).cause, depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === 'string' && unavailableCodes.test(code)) return true
+  }
+  return false
+}

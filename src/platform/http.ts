@@ -3,7 +3,7 @@
 // Open Inference Protocol's `{ "error" }`).
 import { Elysia, ValidationError } from 'elysia'
 import { bodyLimitFor, readJson } from './body'
-import { HttpError, problem, type FieldError, type Problem } from './errors'
+import { HttpError, isUnavailable, problem, type FieldError, type Problem } from './errors'
 import type { Lifecycle } from './lifecycle'
 import type { Logger } from './logger'
 import type { RouteTable } from './routes'
@@ -58,6 +58,7 @@ function classify(code: string | number, error: unknown, path: string, route: st
     return { body: problem(404, `no route matches ${method} ${path}`), headers: {} }
   }
   if (code === 'PARSE') return { body: problem(400, 'the request body could not be parsed'), headers: {} }
+  if (isUnavailable(error)) return { body: problem(503, 'a dependency of the service is unavailable; retry shortly'), headers: { 'retry-after': '1' } }
   if (typeof code === 'number' && code >= 400 && code < 500) {
     const detail = typeof (error as { response?: unknown }).response === 'string'
       ? (error as { response: string }).response

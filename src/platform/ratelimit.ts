@@ -2,6 +2,7 @@
 // memory by default or in Redis (one atomic script call) shared by every instance.
 import type { RedisClient } from 'bun'
 import type { RateLimit } from '../config'
+import { isUnavailable } from './errors'
 
 export interface Verdict {
   allowed: boolean
@@ -75,11 +76,46 @@ return {allowed, math.floor(tokens * 1000)}
 `
 const scriptSha = new Bun.CryptoHasher('sha1').update(script).digest('hex')
 
-/** Buckets in Redis: every instance draws from the same bucket, decided atomically in one round trip. */
+/** Client options for Redis on a request path: never queue a command while disconnected, fail at once. */
+export const redisOptions = { enableOfflineQueue: false, autoReconnect: true, connectionTimeout: 2000 }
+
+/**
+ * Buckets in Redis: every instance draws from the same bucket, decided atomically
+ * in one round trip. While Redis is unreachable each instance limits on its own
+ * (an outage of the counter store must not take the API down with it).
+ */
 export class RedisLimiter implements Limiter {
-  constructor(private readonly redis: RedisClient, private readonly prefix = 'taskmesh:rl:', private readonly clock: () => number = Date.now) {}
+  private readonly fallback: MemoryLimiter
+  /** Set while Redis is unreachable; the service logs and counts it. */
+  degraded = false
+
+  constructor(private readonly redis: RedisClient, private readonly prefix = 'taskmesh:rl:', private readonly clock: () => number = Date.now) {
+    this.fallback = new MemoryLimiter(clock)
+  }
 
   async take(identity: string, limit: RateLimit, now = this.clock()): Promise<Verdict> {
+    try {
+      const verdict = await this.shared(identity, limit, now)
+      this.degraded = false
+      return verdict
+    } catch (error) {
+      if (!isUnavailable(error)) throw error
+      this.degraded = true
+      this.reconnect(now)
+      return this.fallback.take(identity, limit, now)
+    }
+  }
+
+  private lastReconnect = 0
+
+  /** The client reconnects by itself after a drop, but not after a failed first connect: nudge it, once a second. */
+  private reconnect(now: number): void {
+    if (this.redis.connected || now - this.lastReconnect < 1000) return
+    this.lastReconnect = now
+    this.redis.connect().catch(() => {})
+  }
+
+  private async shared(identity: string, limit: RateLimit, now: number): Promise<Verdict> {
     const args = ['1', this.prefix + identity, String(limit.rate), String(limit.burst), String(now)]
     let reply: unknown
     try {

@@ -1,0 +1,75 @@
+import { describe, expect, test } from 'bun:test'
+import { RedisClient, SQL } from 'bun'
+import { createApp } from '../src/app'
+import { loadConfig } from '../src/config'
+import { openStore } from '../src/db'
+import { createKey } from '../src/platform/keys'
+import { createLogger } from '../src/platform/logger'
+import { RedisLimiter, redisOptions } from '../src/platform/ratelimit'
+import { postgresBase, problemOf } from './helpers'
+import { tcpProxy } from './proxy'
+
+describe('a dependency goes away and comes back', () => {
+  test('PostgreSQL cut: requests fail fast with 503 problem+json, readyz says so, then it recovers by itself', async () => {
+    const name = `taskmesh_outage_${crypto.randomUUID().slice(0, 8)}`
+    const admin = new SQL(`${postgresBase}/postgres`)
+    await admin.unsafe(`CREATE DATABASE "${name}"`)
+    const upstream = new URL(postgresBase)
+    using proxy = tcpProxy(Number(upstream.port || 5432), upstream.hostname)
+    const url = `postgres://${upstream.username}@127.0.0.1:${proxy.port}/${name}`
+    const store = await openStore(url)
+    try {
+      const app = createApp({ config: loadConfig({ DATABASE_URL: url, RATE_LIMIT: 'off' }), store, log: createLogger('silent') })
+      const { raw: key } = await createKey(store.keys, 'uma', ['tasks:read', 'tasks:write'])
+      const list = () => app.handle(new Request('http://localhost/v1/tasks', { headers: { 'x-api-key': key } }))
+      expect((await list()).status).toBe(200)
+
+      proxy.cut()
+      const started = performance.now()
+      const down = await list()
+      expect(down.status).toBe(503)
+      expect(down.headers.get('retry-after')).toBe('1')
+      expect((await problemOf(down)).detail).toContain('unavailable')
+      expect(performance.now() - started).toBeLessThan(5000)
+      const ready = await app.handle(new Request('http://localhost/readyz'))
+      expect(ready.status).toBe(503)
+      expect(((await ready.json()) as { checks: Record<string, boolean> }).checks.database).toBe(false)
+
+      proxy.restore()
+      let status = 0
+      for (let attempt = 0; attempt < 100 && status !== 200; attempt++) {
+        status = (await list()).status
+        if (status !== 200) await Bun.sleep(50)
+      }
+      expect(status).toBe(200)
+      expect((await app.handle(new Request('http://localhost/readyz'))).status).toBe(200)
+    } finally {
+      await store.close()
+      await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+      await admin.close()
+    }
+  })
+
+  test('Redis cut: the rate limiter keeps limiting on its own, then shares again', async () => {
+    using proxy = tcpProxy(6379)
+    const redis = new RedisClient(`redis://127.0.0.1:${proxy.port}`, redisOptions)
+    await redis.connect()
+    const limiter = new RedisLimiter(redis, `test:${crypto.randomUUID()}:`)
+    const limit = { rate: 1, burst: 2 }
+    expect((await limiter.take('a', limit)).allowed).toBe(true)
+    expect(limiter.degraded).toBe(false)
+    proxy.cut()
+    const results = [await limiter.take('b', limit), await limiter.take('b', limit), await limiter.take('b', limit)]
+    expect(results.map((r) => r.allowed)).toEqual([true, true, false])
+    expect(limiter.degraded).toBe(true)
+    proxy.restore()
+    let degraded = true
+    for (let attempt = 0; attempt < 100 && degraded; attempt++) {
+      await limiter.take('c', limit)
+      degraded = limiter.degraded
+      if (degraded) await Bun.sleep(50)
+    }
+    expect(degraded).toBe(false)
+    redis.close()
+  })
+})
