@@ -4,7 +4,7 @@ import { createApp } from '../src/app'
 import { loadConfig } from '../src/config'
 import { createLogger } from '../src/platform/logger'
 import { MemoryLimiter, RedisLimiter, type Limiter } from '../src/platform/ratelimit'
-import { problemOf, testApp, type TestApp } from './helpers'
+import { needs, problemOf, testApp, type TestApp } from './helpers'
 
 async function limitedApp(env: Record<string, string>, limiter: Limiter) {
   const t = await testApp()
@@ -70,7 +70,7 @@ describe('rate limiting', () => {
     for (let i = 0; i < 3; i++) expect((await app.handle(new Request('http://localhost/healthz'))).status).toBe(200)
   })
 
-  test('two instances share one bucket through Redis', async () => {
+  test.skipIf(!needs('redis'))('two instances share one bucket through Redis', async () => {
     const redis = new RedisClient('redis://127.0.0.1:6379')
     const prefix = `test:${crypto.randomUUID()}:`
     let now = 50_000

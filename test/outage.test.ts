@@ -6,11 +6,11 @@ import { openStore } from '../src/db'
 import { createKey } from '../src/platform/keys'
 import { createLogger } from '../src/platform/logger'
 import { RedisLimiter, redisOptions } from '../src/platform/ratelimit'
-import { postgresBase, problemOf } from './helpers'
+import { needs, postgresBase, problemOf } from './helpers'
 import { tcpProxy } from './proxy'
 
 describe('a dependency goes away and comes back', () => {
-  test('PostgreSQL cut: requests fail fast with 503 problem+json, readyz says so, then it recovers by itself', async () => {
+  test.skipIf(!needs('postgres'))('PostgreSQL cut: requests fail fast with 503 problem+json, readyz says so, then it recovers by itself', async () => {
     const name = `taskmesh_outage_${crypto.randomUUID().slice(0, 8)}`
     const admin = new SQL(`${postgresBase}/postgres`)
     await admin.unsafe(`CREATE DATABASE "${name}"`)
@@ -50,7 +50,7 @@ describe('a dependency goes away and comes back', () => {
     }
   })
 
-  test('Redis cut: the rate limiter keeps limiting on its own, then shares again', async () => {
+  test.skipIf(!needs('redis'))('Redis cut: the rate limiter keeps limiting on its own, then shares again', async () => {
     using proxy = tcpProxy(6379)
     const redis = new RedisClient(`redis://127.0.0.1:${proxy.port}`, redisOptions)
     await redis.connect()
