@@ -24,6 +24,10 @@ export interface Config {
   corsOrigins: string[]
   /** Longest a graceful shutdown waits for requests in flight, in milliseconds. */
   shutdownTimeoutMs: number
+  /** Processes sharing the port (reusePort); more than one needs REDIS_URL. */
+  workers: number
+  /** Set in the processes a WORKERS>1 primary starts: which one this is. */
+  workerId: number | null
   /** Largest request body accepted, in bytes. */
   bodyLimit: number
 }
@@ -111,6 +115,13 @@ function parseTimeout(env: Env): number {
   return seconds * 1000
 }
 
+function parseWorkers(env: Env): number {
+  const raw = pick(env, 'WORKERS', '1')
+  const workers = Number(raw)
+  if (!/^\d+$/.test(raw) || workers < 1 || workers > 64) fail('WORKERS', raw, 'an integer from 1 to 64')
+  return workers
+}
+
 export function loadConfig(env: Env): Config {
   return {
     port: parsePort(env),
@@ -124,6 +135,8 @@ export function loadConfig(env: Env): Config {
     rateLimits: parseGroupLimits(env),
     corsOrigins: parseOrigins(env),
     shutdownTimeoutMs: parseTimeout(env),
+    workers: parseWorkers(env),
+    workerId: env.TASKMESH_WORKER === undefined ? null : Number(env.TASKMESH_WORKER),
     bodyLimit: 1024 * 1024,
   }
 }

@@ -3,6 +3,7 @@
 // `taskmesh healthcheck` probes a running instance.
 import { RedisClient } from 'bun'
 import { createApp } from './app'
+import { runPrimary } from './cluster'
 import { ConfigError, loadConfig, type Config } from './config'
 import { openStore } from './db'
 import { ModelRegistry } from './inference/registry'
@@ -33,7 +34,11 @@ if (process.argv[2] === 'healthcheck') {
   process.exit(ok ? 0 : 1)
 }
 
-const log = createLogger(config.logLevel)
+if (config.workers > 1 && config.workerId === null) {
+  await runPrimary(config, async () => (await openStore(config.databaseUrl)).close())
+}
+
+const log = createLogger(config.logLevel, config.workerId === null ? {} : { worker: config.workerId })
 const store = await openStore(config.databaseUrl)
 const lifecycle = new Lifecycle()
 const redis = config.redisUrl ? new RedisClient(config.redisUrl, redisOptions) : null
@@ -56,6 +61,7 @@ await registry.start()
 app.listen({
   port: config.port,
   hostname: config.host,
+  reusePort: config.workers > 1,
   // The parser enforces per-route limits with a problem+json 413; this only caps what Bun buffers.
   maxRequestBodySize: Math.max(config.bodyLimit, 16 * 1024 * 1024),
 })

@@ -4,6 +4,6 @@ import type { LogLevel } from '../config'
 
 export type Logger = pino.Logger
 
-export function createLogger(level: LogLevel | 'silent'): Logger {
-  return pino({ level, base: { service: 'taskmesh' }, timestamp: pino.stdTimeFunctions.isoTime })
+export function createLogger(level: LogLevel | 'silent', base: Record<string, unknown> = {}): Logger {
+  return pino({ level, base: { service: 'taskmesh', ...base }, timestamp: pino.stdTimeFunctions.isoTime })
 }
