@@ -1,6 +1,9 @@
 // Every environment variable the service reads, parsed and validated once at start.
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
+export const SERVICES = ['tasks', 'sensors', 'inference'] as const
+export type Service = (typeof SERVICES)[number]
+
 export const RATE_GROUPS = ['tasks', 'sensors', 'inference'] as const
 export type RateGroup = (typeof RATE_GROUPS)[number]
 
@@ -26,6 +29,8 @@ export interface Config {
   shutdownTimeoutMs: number
   /** Processes sharing the port (reusePort); more than one needs REDIS_URL. */
   workers: number
+  /** The features this instance serves (health, metrics and docs always). */
+  services: ReadonlySet<Service>
   /** Set in the processes a WORKERS>1 primary starts: which one this is. */
   workerId: number | null
   /** Largest request body accepted, in bytes. */
@@ -122,6 +127,15 @@ function parseWorkers(env: Env): number {
   return workers
 }
 
+function parseServices(env: Env): ReadonlySet<Service> {
+  const raw = pick(env, 'SERVICES', SERVICES.join(','))
+  const names = raw.split(',').map((name) => name.trim()).filter(Boolean)
+  if (names.length === 0 || names.some((name) => !(SERVICES as readonly string[]).includes(name))) {
+    fail('SERVICES', raw, `a comma-separated subset of ${SERVICES.join(',')}`)
+  }
+  return new Set(names as Service[])
+}
+
 export function loadConfig(env: Env): Config {
   return {
     port: parsePort(env),
@@ -136,6 +150,7 @@ export function loadConfig(env: Env): Config {
     corsOrigins: parseOrigins(env),
     shutdownTimeoutMs: parseTimeout(env),
     workers: parseWorkers(env),
+    services: parseServices(env),
     workerId: env.TASKMESH_WORKER === undefined ? null : Number(env.TASKMESH_WORKER),
     bodyLimit: 1024 * 1024,
   }

@@ -7,14 +7,14 @@ describe('configuration', () => {
     expect(loadConfig({})).toEqual({
       port: 3000, host: '0.0.0.0', databaseUrl: 'sqlite:data/app.sqlite', redisUrl: null, modelsDir: 'models',
       simulator: true, logLevel: 'info', rateLimit: { rate: 100, burst: 200 }, rateLimits: {}, corsOrigins: [],
-      shutdownTimeoutMs: 10_000, workers: 1, workerId: null, bodyLimit: 1024 * 1024,
+      shutdownTimeoutMs: 10_000, workers: 1, workerId: null, services: new Set(['tasks', 'sensors', 'inference']), bodyLimit: 1024 * 1024,
     })
   })
 
   test.each([
     ['PORT', 'eighty'], ['PORT', '70000'], ['DATABASE_URL', 'mysql://x'], ['REDIS_URL', 'localhost:6379'],
     ['SIMULATOR', 'yes'], ['LOG_LEVEL', 'verbose'], ['RATE_LIMIT', '100'], ['RATE_LIMIT', '0/10'],
-    ['RATE_LIMIT_TASKS', 'fast'], ['CORS_ORIGINS', 'example.com'], ['SHUTDOWN_TIMEOUT', '-1'], ['WORKERS', '0'], ['WORKERS', 'many'],
+    ['RATE_LIMIT_TASKS', 'fast'], ['CORS_ORIGINS', 'example.com'], ['SHUTDOWN_TIMEOUT', '-1'], ['WORKERS', '0'], ['WORKERS', 'many'], ['SERVICES', 'tasks,billing'], ['SERVICES', ','],
   ])('%s=%s is refused naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError)
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name}=`))
