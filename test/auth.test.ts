@@ -71,3 +71,20 @@ describe('API key authentication', () => {
     }
   })
 })
+
+describe('key cache', () => {
+  test('a revoked key stops working within the cache time', async () => {
+    const { KEY_CACHE_MS } = await import('../src/platform/auth')
+    await using t = await testApp()
+    const { id, raw } = await createKey(t.store.keys, 'vic', ['tasks:read'])
+    expect((await t.request('/v1/tasks', { key: raw })).status).toBe(200)
+    await t.store.keys.revoke(id, Date.now())
+    const deadline = Date.now() + KEY_CACHE_MS + 1000
+    let status = 200
+    while (status === 200 && Date.now() < deadline) {
+      status = (await t.request('/v1/tasks', { key: raw })).status
+      if (status === 200) await Bun.sleep(50)
+    }
+    expect(status).toBe(401)
+  })
+})

@@ -19,12 +19,35 @@ export function presentedKey(headers: Headers): string | null {
 // One verification per request, shared by the rate limiter (which runs first) and the route.
 const verified = new WeakMap<Request, Promise<Principal | null>>()
 
+/** How long a verified key is trusted without asking the store again (so a revocation takes up to this long). */
+export const KEY_CACHE_MS = 2000
+const KEY_CACHE_MAX = 10_000
+
+/**
+ * Verified keys, per store: a client sends the same key on every request, and
+ * hashing plus a database lookup per request is most of the cost of a read.
+ */
+const cacheOf = new WeakMap<KeyStore, Map<string, { principal: Principal | null; until: number }>>()
+
+async function verifyCached(keys: KeyStore, raw: string): Promise<Principal | null> {
+  let cache = cacheOf.get(keys)
+  if (!cache) cacheOf.set(keys, (cache = new Map()))
+  const now = Date.now()
+  const hit = cache.get(raw)
+  if (hit && hit.until > now) return hit.principal
+  const principal = await verifyKey(keys, raw)
+  if (cache.size >= KEY_CACHE_MAX) cache.clear()
+  // Only keys that exist are remembered: random guesses must not fill the cache.
+  if (principal) cache.set(raw, { principal, until: now + KEY_CACHE_MS })
+  return principal
+}
+
 /** The verified principal of a request's key, or null when it has none or a bad one. */
 export function principalOf(keys: KeyStore, request: Request): Promise<Principal | null> {
   let result = verified.get(request)
   if (!result) {
     const raw = presentedKey(request.headers)
-    result = raw ? Promise.resolve(verifyKey(keys, raw)) : Promise.resolve(null)
+    result = raw ? verifyCached(keys, raw) : Promise.resolve(null)
     verified.set(request, result)
   }
   return result

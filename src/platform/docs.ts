@@ -7,6 +7,9 @@ import swaggerBundle from 'swagger-ui-dist/swagger-ui-bundle.js' with { type: 'f
 import swaggerCss from 'swagger-ui-dist/swagger-ui.css' with { type: 'file' }
 import redocBundle from 'redoc/bundles/redoc.standalone.js' with { type: 'file' }
 import pkg from '../../package.json'
+import { registerFormats } from './formats'
+
+registerFormats()
 
 const js = 'text/javascript; charset=utf-8'
 const assets: Record<string, { file: string | Blob; type: string }> = {

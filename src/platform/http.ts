@@ -93,6 +93,8 @@ export function http({ bodyLimit, routes, log, lifecycle }: HttpOptions) {
     })
     .onParse({ as: 'global' }, ({ request, contentType, route }) => {
       if (bodyless.has(request.method)) return null
+      // A POST that sends nothing at all (POST /v1/sensors/tickets) has no body to refuse; the route's schema decides.
+      if (!contentType && (request.body === null || request.headers.get('content-length') === '0')) return null
       return readJson(request, contentType, bodyLimitFor(route, bodyLimit))
     })
     .onError({ as: 'global' }, ({ code, error, path, route, request, set }) => {
