@@ -92,6 +92,19 @@ const server = Bun.serve({
         return new Response(body, { headers: { 'content-type': jsonType, etag: `"${id}.${version}"` } })
       },
     },
+    // Predictions: parse the body and answer one number per row, in the service's shape (no model, no checks).
+    '/v1/models/:name/predict': {
+      POST: async (request) => {
+        const input = (await request.json()) as { features?: Record<string, number>; instances?: Array<number[] | Record<string, number>> }
+        const rows = input.instances ?? [input.features ?? {}]
+        const predictions = rows.map((row) => {
+          let sum = 0.25000000000000067
+          for (const value of Array.isArray(row) ? row : Object.values(row)) sum += value * 0.4999999999999991
+          return sum
+        })
+        return new Response(JSON.stringify({ model: request.params.name, version: '1', predictions }), { headers: { 'content-type': jsonType } })
+      },
+    },
   },
   fetch: () => new Response('{"status":404}', { status: 404, headers: { 'content-type': jsonType } }),
 })

@@ -17,8 +17,13 @@ export interface ScenarioResult {
   description: string
   service: TargetMeasurement | null
   ceiling: TargetMeasurement | null
-  /** service req/s ÷ ceiling req/s */
+  /** service req/s ÷ ceiling req/s: what the floors in bench/floors.json apply to. */
   ratio: number
+  /**
+   * The same per server CPU-second: (service req/s ÷ its server CPU) ÷ (ceiling req/s ÷ its CPU).
+   * Steadier on a noisy host, and still meaningful when the generator capped the ceiling.
+   */
+  cpuRatio: number
   floor: number | null
   /** Errors, unexpected statuses, floors missed: anything that fails the run. */
   failures: string[]
@@ -70,7 +75,7 @@ function pad(rows: string[][]): string {
 
 export function terminalTable(results: ScenarioResult[]): string {
   const rows: string[][] = [[
-    'scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'unexpected', 'server CPU', 'gen CPU', 'other CPU', 'bottleneck', 'B/resp', 'ratio', 'floor',
+    'scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'unexpected', 'server CPU', 'gen CPU', 'other CPU', 'bottleneck', 'req/CPU-s', 'B/resp', 'ratio', 'floor', 'CPU ratio',
   ]]
   for (const r of results) {
     for (const [target, m] of [['service', r.service], ['ceiling', r.ceiling]] as const) {
@@ -78,8 +83,8 @@ export function terminalTable(results: ScenarioResult[]): string {
       const first = target === 'service' || !r.service
       rows.push([
         first ? r.name : '', target, int(m.rps), ms(m.p50), ms(m.p99), String(m.errors), String(m.unexpected),
-        pct(m.serverCpu), pct(m.generatorCpu), pct(m.otherCpu), bottleneck(m), int(m.bytesPerResponse),
-        first ? ratio(r.ratio) : '', first ? (r.floor === null ? '–' : r.floor.toFixed(2)) : '',
+        pct(m.serverCpu), pct(m.generatorCpu), pct(m.otherCpu), bottleneck(m), int(m.rps / m.serverCpu), int(m.bytesPerResponse),
+        first ? ratio(r.ratio) : '', first ? (r.floor === null ? '–' : r.floor.toFixed(2)) : '', first ? ratio(r.cpuRatio) : '',
       ])
     }
   }
@@ -88,20 +93,21 @@ export function terminalTable(results: ScenarioResult[]): string {
 
 export function markdown(results: ScenarioResult[], meta: RunMeta): string {
   const lines = [
-    `| scenario | service req/s | ceiling req/s | ratio | floor | service p50 / p99 ms | ceiling p50 / p99 ms | server CPU service / ceiling | generator CPU service / ceiling |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| scenario | service req/s | ceiling req/s | ratio | floor | ratio per CPU-s | service p50 / p99 ms | ceiling p50 / p99 ms | server CPU service / ceiling | generator CPU service / ceiling |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const r of results) {
     const s = r.service
     const c = r.ceiling
     const below = r.floor !== null && Number.isFinite(r.ratio) && r.ratio < r.floor
-    lines.push(`| ${r.name} | ${s ? int(s.rps) : '–'} | ${c ? int(c.rps) : '–'}${c && c.generatorCpu >= GENERATOR_BOUND ? ' ¹' : ''} | ${below ? `**${ratio(r.ratio)}**` : ratio(r.ratio)} | ${r.floor === null ? '–' : r.floor.toFixed(2)} | ${s ? `${ms(s.p50)} / ${ms(s.p99)}` : '–'} | ${c ? `${ms(c.p50)} / ${ms(c.p99)}` : '–'} | ${s ? pct(s.serverCpu) : '–'} / ${c ? pct(c.serverCpu) : '–'} | ${s ? pct(s.generatorCpu) : '–'} / ${c ? pct(c.generatorCpu) : '–'} |`)
+    lines.push(`| ${r.name} | ${s ? int(s.rps) : '–'} | ${c ? int(c.rps) : '–'}${c && c.generatorCpu >= GENERATOR_BOUND ? ' ¹' : ''} | ${below ? `**${ratio(r.ratio)}**` : ratio(r.ratio)} | ${r.floor === null ? '–' : r.floor.toFixed(2)} | ${ratio(r.cpuRatio)} | ${s ? `${ms(s.p50)} / ${ms(s.p99)}` : '–'} | ${c ? `${ms(c.p50)} / ${ms(c.p99)}` : '–'} | ${s ? pct(s.serverCpu) : '–'} / ${c ? pct(c.serverCpu) : '–'} | ${s ? pct(s.generatorCpu) : '–'} / ${c ? pct(c.generatorCpu) : '–'} |`)
   }
   lines.push('')
   lines.push(`${meta.generator}, ${meta.connections} connections, ${meta.durationSec} s per measurement after ${meta.warmupSec} s warm-up; ` +
     `${meta.cores} cores (${meta.cpu})${meta.pinned ? ', server pinned to core 0 and load generator to core 1' : ', not pinned'}; ` +
     `${int(meta.seed.tasks)} tasks over ${meta.seed.owners} owners; service LOG_LEVEL=${meta.logLevel}${meta.preloads.length ? `, with what-if preload ${meta.preloads.join(', ')}` : ''}; Bun ${meta.bun}; ${meta.date}.`)
-  lines.push('Ceiling: bench/ceiling.ts, a bare `Bun.serve` answering the same paths with same-size JSON (no framework, auth or database). CPU in share of one core.')
+  lines.push('Ceiling: bench/ceiling.ts, a bare `Bun.serve` answering the same paths with same-size JSON (no framework, auth or database). CPU in share of one core. ' +
+    '"Ratio per CPU-s" compares requests per second of server CPU, which holds up better when the host is noisy or the load generator caps the ceiling.')
   const noise = Math.max(0, ...results.flatMap((r) => [r.service?.otherCpu ?? 0, r.ceiling?.otherCpu ?? 0]))
   if (noise > NOISY) lines.push(`Shared host: other processes used up to ${pct(noise)} of a core during a measurement; expect some noise.`)
   if (results.some((r) => r.ceiling && r.ceiling.generatorCpu >= GENERATOR_BOUND)) {
@@ -131,7 +137,7 @@ export function svgChart(results: ScenarioResult[], meta: RunMeta): string {
   const top = 70
   const plotHeight = 260
   const width = left + group * Math.max(results.length, 1) + 30
-  const height = top + plotHeight + 90
+  const height = top + plotHeight + 100
   const max = Math.max(1, ...results.flatMap((r) => [r.service?.rps ?? 0, r.ceiling?.rps ?? 0]))
   const step = niceStep(max)
   const yMax = Math.ceil(max / step) * step
@@ -140,7 +146,7 @@ export function svgChart(results: ScenarioResult[], meta: RunMeta): string {
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`)
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`)
   out.push(`<text x="${left}" y="24" font-size="16" font-weight="600" fill="#111827">taskmesh vs bare Bun.serve ceiling — requests/s</text>`)
-  out.push(`<text x="${left}" y="44" fill="#4b5563">${esc(`${meta.generator}, ${meta.connections} connections, ${meta.durationSec} s each, ${meta.cores} cores; labels: service ÷ ceiling (floor)`)}</text>`)
+  out.push(`<text x="${left}" y="44" fill="#4b5563">${esc(`${meta.generator}, ${meta.connections} connections, ${meta.durationSec} s each, ${meta.cores} cores; labels: service ÷ ceiling req/s (floor), and per server CPU-second`)}</text>`)
   for (let v = 0; v <= yMax; v += step) {
     out.push(`<line x1="${left}" x2="${width - 20}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e5e7eb"/>`)
     out.push(`<text x="${left - 8}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#6b7280">${short(v)}</text>`)
@@ -164,6 +170,7 @@ export function svgChart(results: ScenarioResult[], meta: RunMeta): string {
     const below = r.floor !== null && r.ratio < r.floor
     const label = `${ratio(r.ratio)}×${r.floor === null ? '' : ` (${r.floor.toFixed(2)})`}`
     out.push(`<text x="${cx}" y="${top + plotHeight + 36}" text-anchor="middle" fill="${below ? '#dc2626' : '#16a34a'}">${esc(label)}</text>`)
+    out.push(`<text x="${cx}" y="${top + plotHeight + 52}" text-anchor="middle" fill="#6b7280">${esc(`per CPU-s ${ratio(r.cpuRatio)}×`)}</text>`)
   })
   const ly = height - 22
   out.push(`<rect x="${left}" y="${ly - 10}" width="12" height="12" fill="#2563eb"/><text x="${left + 18}" y="${ly}" fill="#111827">service</text>`)

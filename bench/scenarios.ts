@@ -104,6 +104,33 @@ function patch(owner: SeedOwner, slot: number): PlannedRequest {
   return { method: 'PATCH', path: `/v1/tasks/${id}`, headers: { ...auth(owner), ...json }, conditional: { bodies: patchBodies } }
 }
 
+// --- predictions (the kernel alone, in process: `bun bench/kernel.ts`, runKernelBench) -----------
+
+/** Deterministic feature values in [-2, 2) with full double precision, like standardized inputs. */
+function featureValues(seed: number, count: number): number[] {
+  let a = seed >>> 0
+  return Array.from({ length: count }, () => {
+    a = (Math.imul(a ^ (a >>> 15), 2246822507) + 0x6d2b79f5) >>> 0
+    return (a / 4294967296) * 4 - 2
+  })
+}
+
+/** POST /v1/models/seed-linear/predict with one row by name; 16 rows rotating per connection. */
+function predictSingle(owner: SeedOwner, index: number): PlannedRequest[] {
+  return Array.from({ length: 16 }, (_, i) => {
+    const [feature1, feature2, feature3] = featureValues(index * 16 + i + 1, 3)
+    const body = JSON.stringify({ features: { feature1, feature2, feature3 } })
+    return { method: 'POST', path: '/v1/models/seed-linear/predict', headers: { ...auth(owner), ...json }, body }
+  })
+}
+
+/** POST /v1/models/diabetes-mlp/predict with 100 positional rows of its 10 features. */
+function predictBatch(owner: SeedOwner, index: number): PlannedRequest {
+  const values = featureValues(index + 1, 100 * 10)
+  const instances = Array.from({ length: 100 }, (_, r) => values.slice(r * 10, r * 10 + 10))
+  return { method: 'POST', path: '/v1/models/diabetes-mlp/predict', headers: { ...auth(owner), ...json }, body: JSON.stringify({ instances }) }
+}
+
 export const scenarios: Scenario[] = [
   {
     name: 'get-by-id',
@@ -160,6 +187,22 @@ export const scenarios: Scenario[] = [
         }
       }
       return requests
+    },
+  },
+  {
+    name: 'predict',
+    description: 'POST /v1/models/seed-linear/predict with one row by feature name (the WASM kernel, 3 features)',
+    expect: [200],
+    connection(index, { seed }) {
+      return predictSingle(ownerOf(index, seed).owner, index)
+    },
+  },
+  {
+    name: 'predict-batch',
+    description: 'POST /v1/models/diabetes-mlp/predict with 100 positional rows (10→32→16→1 MLP in the WASM kernel)',
+    expect: [200],
+    connection(index, { seed }) {
+      return [predictBatch(ownerOf(index, seed).owner, index)]
     },
   },
 ]

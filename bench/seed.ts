@@ -122,6 +122,8 @@ export interface KeysOptions {
   concurrency: number
   /** Registers a child so it is killed if the bench is interrupted. */
   track(child: Bun.Subprocess): void
+  /** Called as each key is made, so seeding can start before the last one. */
+  onKey?(owner: string, key: string): void
 }
 
 /**
@@ -153,24 +155,26 @@ export async function createKeys(owners: string[], options: KeysOptions): Promis
       const key = stdout.trim().split('\n').pop()?.trim() ?? ''
       if (code === 0 && /^tm_[A-Za-z0-9]{8}_[A-Za-z0-9]+$/.test(key)) {
         keys.set(owner, key)
+        options.onKey?.(owner, key)
         return
       }
       // Several CLIs opening the database at once can hit SQLITE_BUSY before busy_timeout is set.
-      if (attempt < 4 && /database is locked|SQLITE_BUSY/i.test(stderr)) {
+      if (attempt < 6 && /database is locked|SQLITE_BUSY/i.test(stderr)) {
         await Bun.sleep(100 * attempt)
         continue
       }
       throw new Error(`keys create ${owner} failed (exit ${code}): ${stderr.trim() || stdout.trim()}`)
     }
   }
-  // The first run creates and migrates the database; the rest can share it.
-  await one(owners[0]!)
-  await pool(owners.slice(1), options.concurrency, one)
+  await pool(owners, options.concurrency, one)
   return keys
 }
 
-/** Creates the tasks through POST /v1/tasks with `concurrency` requests in flight. */
-export async function seedTasks(url: string, plan: SeedPlan, keys: Map<string, string>, ownerNames: string[], concurrency: number): Promise<Omit<Seed, 'seconds'>> {
+/**
+ * Creates the tasks through POST /v1/tasks with `concurrency` requests in flight. `keyOf` may
+ * resolve later (keys still being made): a request waits for its owner's key.
+ */
+export async function seedTasks(url: string, plan: SeedPlan, keyOf: (owner: string) => Promise<string>, ownerNames: string[], concurrency: number): Promise<Omit<Seed, 'seconds'>> {
   const rand = random(20261128)
   const counts = taskCounts(plan, rand)
   const jobs: Array<{ owner: number; body: string }> = []
@@ -180,10 +184,14 @@ export async function seedTasks(url: string, plan: SeedPlan, keys: Map<string, s
     for (let o = 0; o < counts.length; o++) if (n < counts[o]!) jobs.push({ owner: o, body: JSON.stringify(taskInput(rand)) })
   }
   const ids: number[][] = counts.map(() => [])
+  const keys = new Map<string, string>()
   await pool(jobs, concurrency, async ({ owner, body }) => {
+    const name = ownerNames[owner]!
+    const key = keys.get(name) ?? await keyOf(name)
+    keys.set(name, key)
     const post = () => fetch(`${url}/v1/tasks`, {
       method: 'POST',
-      headers: { 'X-API-Key': keys.get(ownerNames[owner]!)!, 'Content-Type': 'application/json' },
+      headers: { 'X-API-Key': key, 'Content-Type': 'application/json' },
       body,
     })
     // A dropped keep-alive connection is retried (at worst one extra task; only answered ids are kept).

@@ -14,6 +14,7 @@ import type { Logger } from './platform/logger'
 import { observability, Telemetry } from './platform/observability'
 import { MemoryLimiter, type Limiter } from './platform/ratelimit'
 import { RouteTable } from './platform/routes'
+import { sensorFeed, sensors, websocketSettings, type SensorFeed } from './sensors'
 import { tasks } from './tasks'
 
 export interface AppDeps {
@@ -27,12 +28,15 @@ export interface AppDeps {
   lifecycle?: Lifecycle
   /** The models to serve (index.ts loads MODELS_DIR); without one the app serves none and is ready at once. */
   registry?: ModelRegistry
+  /** The sensor feed (hub, tickets, sockets); a fresh one unless given. index.ts keeps it to close sockets on shutdown. */
+  sensors?: SensorFeed
 }
 
-export function createApp({ config, store, log, limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry = ModelRegistry.empty(log) }: AppDeps) {
+export function createApp({ config, store, log, limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry = ModelRegistry.empty(log), sensors: feed = sensorFeed() }: AppDeps) {
   const routes = new RouteTable()
   for (const [name, { help }] of Object.entries(store.stats())) telemetry.gauge(name, help, () => store.stats()[name]?.value ?? 0)
-  const app = new Elysia({ normalize: false })
+  // Bun's WebSocket limits are per server, so they live on the root app.
+  const app = new Elysia({ normalize: false, websocket: websocketSettings(feed.hub) })
     .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle }))
     .use(observability(telemetry, log, keyIdOf))
     .use(gateway({ config, keys: store.keys, limiter, telemetry }))
@@ -44,6 +48,7 @@ export function createApp({ config, store, log, limiter = new MemoryLimiter(), t
     ]))
     .use(tasks(store.tasks, store.keys))
     .use(inference({ registry, keys: store.keys, telemetry, accepting: () => lifecycle.accepting }))
+    .use(sensors({ feed, keys: store.keys, accepting: () => lifecycle.accepting, origins: config.corsOrigins }))
   routes.load(app.routes)
   return app
 }

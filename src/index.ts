@@ -8,8 +8,9 @@ import { ConfigError, loadConfig, type Config } from './config'
 import { openStore } from './db'
 import { ModelRegistry } from './inference/registry'
 import { Lifecycle } from './platform/lifecycle'
-import { createLogger } from './platform/logger'
+import { createLogger, flushLog } from './platform/logger'
 import { MemoryLimiter, RedisLimiter, redisOptions } from './platform/ratelimit'
+import { sensorFeed, socketLimitsFor, startSimulator } from './sensors'
 
 function configOrExit(): Config {
   try {
@@ -43,6 +44,7 @@ const store = await openStore(config.databaseUrl)
 const lifecycle = new Lifecycle()
 const redis = config.redisUrl ? new RedisClient(config.redisUrl, redisOptions) : null
 const registry = new ModelRegistry({ dir: config.modelsDir, log })
+const feed = sensorFeed({ socketLimits: socketLimitsFor(config) })
 const app = createApp({
   config,
   store,
@@ -50,11 +52,15 @@ const app = createApp({
   lifecycle,
   limiter: redis ? new RedisLimiter(redis) : new MemoryLimiter(),
   registry,
+  sensors: feed,
 })
 if (redis) await redis.connect().catch((error) => log.warn({ err: error }, 'Redis is unreachable; rate limits stay per instance until it answers'))
 lifecycle.onShutdown(() => store.close())
 if (redis) lifecycle.onShutdown(() => redis.close())
 lifecycle.onShutdown(() => registry.close())
+// Sensor feed: simulated readings when SIMULATOR=on, published through the hub like any other.
+const simulator = config.simulator ? startSimulator(feed.hub) : null
+if (simulator) lifecycle.onShutdown(() => simulator.stop())
 
 // Load MODELS_DIR before opening the port (readiness `models` stays false until then), then watch it.
 await registry.start()
@@ -72,8 +78,11 @@ async function stop(signal: string) {
   if (stopping) return
   stopping = true
   log.info({ signal }, 'shutting down')
+  // Sensor sockets first, with 1001: server.stop() would wait for them, and new ones are refused from here on.
+  feed.hub.shutdown()
   await lifecycle.shutdown(app.server, { timeoutMs: config.shutdownTimeoutMs, log })
   log.info('stopped')
+  await flushLog(log)
   process.exit(0)
 }
 

@@ -110,7 +110,7 @@ describe('health', () => {
     expect(await live.json()).toEqual({ status: 'ok' })
     const ready = await t.request('/readyz')
     expect(ready.status).toBe(200)
-    expect(await ready.json()).toEqual({ status: 'ok', checks: { database: true, accepting: true } })
+    expect(await ready.json()).toEqual({ status: 'ok', checks: { database: true, accepting: true, models: true } })
   })
 
   test('readyz is 503 when the database is broken', async () => {

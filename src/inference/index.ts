@@ -53,7 +53,7 @@ export function inference({ registry, keys, telemetry, accepting = () => true }:
       params: InferenceModel.params,
       body: InferenceModel.file,
       parse: 'json',
-      response: { 200: InferenceModel.summary, 201: InferenceModel.summary, ...problemResponses(400, 401, 403, 413, 415, 422, 500) },
+      response: { 200: InferenceModel.summary, 201: InferenceModel.summary, ...problemResponses(400, 401, 403, 413, 415, 422, 500, 503) },
       detail: {
         summary: 'Upload or replace a model',
         description: 'Validated, compiled and written to MODELS_DIR (atomically) before the answer: 201 when new, 200 when it replaced a version, '

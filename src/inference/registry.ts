@@ -1,5 +1,6 @@
 // The models being served: every `*.json` of MODELS_DIR, validated, compiled into the WASM
-// kernel and swapped in atomically when its file changes (fs.watch) or is uploaded (PUT).
+// kernel and swapped in atomically when its file changes (fs.watch, and a poll as a safety net)
+// or is uploaded (PUT). Only the compiled net and what describes the model stay in memory.
 //
 // A model's name is its file name without `.json`; the `name` inside the file must equal it, so
 // a URL, a file and a model are one and the same thing. Hidden files (editor swap and lock files,
@@ -10,8 +11,9 @@
 // sees a net released under it: the new version is compiled before the swap and the old one is
 // released right after it, in the same turn of the event loop.
 import { type FSWatcher, watch } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
+import { HttpError } from '../platform/errors'
 import type { Logger } from '../platform/logger'
 import { ACTIVATIONS, type CompiledNet, type DenseLayer, Kernel, type Label, modelLayers, ModelShapeError, type ModelSpec } from './kernel'
 import { type InferenceModel, KINDS, type Kind, MODEL_NAME, modelNamePattern } from './model'
@@ -29,13 +31,14 @@ export interface LoadedModel {
   readonly name: string
   readonly version: string
   readonly kind: Kind
-  readonly spec: ModelFile
   readonly net: CompiledNet
   readonly features: readonly string[]
   /** Feature name → column, for rows given by name. */
   readonly columns: ReadonlyMap<string, number>
   /** Labels for classifiers, undefined for regressors. */
   readonly classes: readonly Label[] | undefined
+  /** The labels as the keys of a prediction's `probabilities`. */
+  readonly labelKeys: readonly string[]
   readonly summary: InferenceModel.Summary
   /** Hash of the file's text, to skip reloading an unchanged file. */
   readonly digest: string
@@ -59,11 +62,14 @@ export interface RegistryOptions {
   log: Logger
   /** Quiet time after the last change to a file before it is reloaded. */
   debounceMs?: number
+  /** While watching, how often the folder is also polled for what fs.watch misses (network file systems). */
+  pollMs?: number
 }
 
 const digestOf = (text: string) => Bun.hash(text).toString(36)
 const isModelFile = (file: string) => file.endsWith('.json') && !file.startsWith('.') && !file.startsWith('#')
 const nameOf = (file: string) => file.slice(0, -'.json'.length)
+const stampOf = (info: { mtimeMs: number; size: number }) => `${info.mtimeMs}:${info.size}`
 
 export class ModelRegistry {
   /** True once the initial load finished (the readiness check `models`). */
@@ -71,24 +77,32 @@ export class ModelRegistry {
   readonly dir: string
   private readonly log: Logger
   private readonly debounceMs: number
+  private readonly pollMs: number
   private readonly models = new Map<string, LoadedModel>()
   private readonly rejected = new Map<string, Rejection>()
   /** Bumped by every change applied to a name; a reload that started before a newer change is dropped. */
   private readonly generations = new Map<string, number>()
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
+  /** File → modification time and size when it was last read, so a poll reads only what changed. */
+  private readonly stamps = new Map<string, string>()
+  private poller: ReturnType<typeof setInterval> | undefined
   private kernel: Kernel | undefined
   private kernelLoading: Promise<Kernel> | undefined
   private watcher: FSWatcher | undefined
   private writes: Promise<unknown> = Promise.resolve()
   private closed = false
+  /** False for `empty()`: nothing on disk to change. */
+  private readonly writable: boolean
 
-  constructor({ dir, log, debounceMs = 50 }: RegistryOptions) {
+  constructor({ dir, log, debounceMs = 50, pollMs = 5000 }: RegistryOptions) {
     this.dir = dir
     this.log = log
     this.debounceMs = debounceMs
+    this.pollMs = pollMs
+    this.writable = dir !== ''
   }
 
-  /** A registry with nothing to serve and nothing to load, ready at once (for apps without models). */
+  /** A registry with nothing to serve, ready at once and read-only (for apps built without models). */
   static empty(log: Logger): ModelRegistry {
     const registry = new ModelRegistry({ dir: '', log })
     registry.ready = true
@@ -135,18 +149,37 @@ export class ModelRegistry {
     return this.models.size
   }
 
-  /** Reloads files as they change. Safe to call once; `close()` stops it. */
+  /** Nets alive in the kernel: equals `size` unless a release was missed. */
+  get compiledNets(): number {
+    return this.kernel?.liveNets ?? 0
+  }
+
+  /** Reloads files as they change (fs.watch, and a poll every `pollMs`). Safe to call twice; `close()` stops it. */
   watch(): void {
     if (this.watcher || this.closed) return
+    this.poller ??= setInterval(() => {
+      this.poll().catch((error: unknown) => this.log.error({ err: error, dir: this.dir }, 'models: polling the folder failed'))
+    }, this.pollMs).unref()
     this.watcher = watch(this.dir, { persistent: false }, (_event, file) => {
-      // Without a name (some platforms, overflows) anything may have changed.
-      if (file === null) this.schedule('*')
-      else if (isModelFile(String(file))) this.schedule(String(file))
+      const name = file === null ? null : String(file)
+      if (name !== null && isModelFile(name)) this.schedule(name)
+      // Without a name (an overflow) anything may have changed; a Kubernetes ConfigMap volume
+      // swaps its `..data` link, so its files change without an event of their own.
+      else if (name === null || name.startsWith('..')) this.schedule('*')
     })
     this.watcher.on('error', (error) => {
-      this.log.error({ err: error, dir: this.dir }, 'models: watching the folder failed; changes are no longer picked up')
+      this.log.error({ err: error, dir: this.dir }, 'models: watching the folder failed; retrying in 1 s')
       this.watcher?.close()
       this.watcher = undefined
+      setTimeout(() => {
+        if (this.closed) return
+        try {
+          this.watch()
+          this.schedule('*')
+        } catch (retry) {
+          this.log.error({ err: retry, dir: this.dir }, 'models: cannot watch the folder; changes are no longer picked up')
+        }
+      }, 1000).unref()
     })
   }
 
@@ -156,6 +189,7 @@ export class ModelRegistry {
    */
   put(name: string, raw: unknown): Promise<{ model: LoadedModel; created: boolean }> {
     return this.exclusive(async () => {
+      if (!this.writable) throw new HttpError(503, 'this instance has no models folder to write to')
       const kernel = await this.kernelReady()
       if (!modelNamePattern.test(name)) throw new ModelFileError('name', `must match ${MODEL_NAME}`)
       const spec = parseModel(raw, name)
@@ -178,6 +212,7 @@ export class ModelRegistry {
   /** Removes the model and its file; false when neither existed. */
   remove(name: string): Promise<boolean> {
     return this.exclusive(async () => {
+      if (!this.writable) return false
       const file = `${name}.json`
       let existed = this.models.has(name) || this.rejected.has(file)
       if (modelNamePattern.test(name)) {
@@ -201,6 +236,7 @@ export class ModelRegistry {
     this.ready = false
     this.watcher?.close()
     this.watcher = undefined
+    clearInterval(this.poller)
     for (const timer of this.timers.values()) clearTimeout(timer)
     this.timers.clear()
     for (const name of [...this.models.keys()]) this.uninstall(name)
@@ -238,6 +274,24 @@ export class ModelRegistry {
     return generation
   }
 
+  /**
+   * Reloads every file whose modification time or size changed since it was read, and unloads
+   * models whose file is gone: a safety net for changes fs.watch does not report, such as another
+   * host writing a shared network volume. Answers the files it found changed.
+   */
+  async poll(): Promise<string[]> {
+    const files = (await readdir(this.dir)).filter(isModelFile)
+    const changed: string[] = []
+    await Promise.all(files.map(async (file) => {
+      const info = await stat(join(this.dir, file)).catch(() => null)
+      if (info && this.stamps.get(file) !== stampOf(info)) changed.push(file)
+    }))
+    const present = new Set(files)
+    for (const file of this.stamps.keys()) if (!present.has(file)) changed.push(file)
+    for (const file of changed) this.schedule(file)
+    return changed.sort()
+  }
+
   /** Brings every file of the folder, and every model whose file is gone, up to date. */
   private async rescan(): Promise<void> {
     const files = new Set((await readdir(this.dir)).filter(isModelFile))
@@ -250,11 +304,15 @@ export class ModelRegistry {
   private async sync(file: string): Promise<void> {
     const name = nameOf(file)
     const generation = this.bump(name)
+    const path = join(this.dir, file)
     let text: string | null
     try {
-      text = await readFile(join(this.dir, file), 'utf8')
+      // Stamped before reading: a write after the stat changes the stamp again, so a poll catches it.
+      this.stamps.set(file, stampOf(await stat(path)))
+      text = await readFile(path, 'utf8')
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return this.reject(file, generation, `cannot be read: ${(error as Error).message}`)
+      this.stamps.delete(file)
       text = null
     }
     const kernel = await this.kernelReady()
@@ -364,11 +422,11 @@ function compile(kernel: Kernel, spec: ModelFile, digest: string): LoadedModel {
     name: spec.name,
     version: spec.version,
     kind: spec.kind,
-    spec,
     net,
     features: spec.features,
     columns: new Map(spec.features.map((feature, i) => [feature, i])),
     classes,
+    labelKeys: classes ? classes.map(String) : [],
     summary,
     digest,
   }

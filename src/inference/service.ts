@@ -1,10 +1,10 @@
 // Predictions over the registry's models: rows are checked in one pass that writes them straight
 // into the kernel's input (no intermediate arrays), the net runs synchronously on the version
 // looked up at the start, and the outputs become v1 predictions or v2 tensors.
-import { Counter, Histogram } from 'prom-client'
 import { HttpError, invalid } from '../platform/errors'
 import type { Telemetry } from '../platform/observability'
-import { type Fill, type Label, type Prediction, toPredictions } from './kernel'
+import type { Fill, Label } from './kernel'
+import { PredictionMetrics } from './metrics'
 import { type InferenceModel, type KServeModel, MAX_ROWS, MODEL_NAME, modelNamePattern } from './model'
 import { type LoadedModel, ModelFileError, type ModelRegistry } from './registry'
 
@@ -15,39 +15,26 @@ export const INPUT_NAME = 'input-0'
 export const PREDICT = 'predict'
 export const PREDICT_PROBA = 'predict_proba'
 
-/** Predictions by model and batch size, on the service's Prometheus registry. */
+/** What the service reports to Prometheus. */
 export class InferenceMetrics {
-  private readonly predictions: Counter<'model'>
-  private readonly batchRows: Histogram<'model'>
-  private readonly children = new Map<string, { predictions: Counter.Internal; rows: Histogram.Internal<'model'> }>()
+  private readonly predictions: PredictionMetrics
 
   constructor(telemetry: Telemetry, registry: ModelRegistry) {
-    this.predictions = new Counter({
-      name: 'predictions_total', help: 'Rows predicted, by model', labelNames: ['model'] as const, registers: [telemetry.registry],
-    })
-    this.batchRows = new Histogram({
-      name: 'prediction_batch_rows', help: 'Rows per prediction request, by model', labelNames: ['model'] as const,
-      registers: [telemetry.registry], buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000],
-    })
+    this.predictions = new PredictionMetrics(telemetry.registry)
     telemetry.gauge('models_loaded', 'Models being served', () => registry.size)
     telemetry.gauge('model_files_rejected', 'Files in MODELS_DIR that failed validation', () => registry.rejections().length)
   }
 
   observe(model: string, rows: number): void {
-    let child = this.children.get(model)
-    if (!child) {
-      child = { predictions: this.predictions.labels(model), rows: this.batchRows.labels(model) }
-      this.children.set(model, child)
-    }
-    child.predictions.inc(rows)
-    child.rows.observe(rows)
+    this.predictions.observe(model, rows)
   }
 }
 
 // --- rows ---------------------------------------------------------------------------------------
 
-/** A bad value inside one row; `at` is its path relative to the row (`[2]`, `.bmi`, or empty). */
+/** A bad value inside row `row` of a batch; `at` is its path within the row (`[2]`, `.bmi`, or empty). */
 class RowProblem {
+  row = 0
   constructor(readonly at: string, readonly message: string) {}
 }
 
@@ -56,20 +43,20 @@ const featureList = (model: LoadedModel) => {
   return model.features.length > 12 ? `${shown}, … (${model.features.length} features)` : shown
 }
 
-/** Writes one value, or says what is wrong with it. JSON cannot say NaN, but 1e400 parses as Infinity. */
+/** Says what is wrong with a value that is not a finite number. JSON cannot say NaN, but 1e400 parses as Infinity. */
 function check(value: unknown, at: string): number {
   if (typeof value !== 'number') throw new RowProblem(at, 'must be a number')
-  // x - x is 0 for every finite number and NaN for ±Infinity and NaN.
-  if (value - value !== 0) throw new RowProblem(at, 'must be a finite number')
-  return value
+  throw new RowProblem(at, 'must be a finite number')
 }
+
+// In the writers below, `x - x === 0` holds for every finite number and fails for ±Infinity and NaN;
+// check() runs (and builds its path) only for a bad value.
 
 function writePositional(row: readonly unknown[], input: Float64Array, offset: number, model: LoadedModel): void {
   const n = model.features.length
   if (row.length !== n) throw new RowProblem('', `has ${row.length} values, expected ${n} (${featureList(model)})`)
   for (let i = 0; i < n; i++) {
     const value = row[i]
-    // The common case inline; check() only to name the problem.
     input[offset + i] = typeof value === 'number' && value - value === 0 ? value : check(value, `[${i}]`)
   }
 }
@@ -91,20 +78,33 @@ function writeNamed(row: Record<string, unknown>, input: Float64Array, offset: n
   }
 }
 
-function writeRow(row: unknown, input: Float64Array, offset: number, model: LoadedModel): void {
-  if (Array.isArray(row)) writePositional(row, input, offset, model)
-  else if (typeof row === 'object' && row !== null) writeNamed(row as Record<string, unknown>, input, offset, model)
-  else throw new RowProblem('', `must be an array of ${model.features.length} numbers or an object of feature values`)
+/** A Fill over rows that are each positional (an array) or named (an object), as `instances` and nested v2 data hold them. */
+function fillRows(rows: readonly unknown[], model: LoadedModel, arraysOnly = false): Fill {
+  const n = model.features.length
+  return (input, first, count) => {
+    let r = 0
+    try {
+      for (; r < count; r++) {
+        const row = rows[first + r]
+        if (Array.isArray(row)) writePositional(row, input, r * n, model)
+        else if (typeof row === 'object' && row !== null && !arraysOnly) writeNamed(row as Record<string, unknown>, input, r * n, model)
+        else throw new RowProblem('', `must be an array of ${n} numbers${arraysOnly ? '' : ' or an object of feature values'}`)
+      }
+    } catch (error) {
+      if (error instanceof RowProblem) error.row = first + r
+      throw error
+    }
+  }
 }
 
-/** Runs `fill`'s rows through the model's net; a RowFailure becomes a 422 naming `field(problem, row)`. */
-function run(model: LoadedModel, rows: number, field: (problem: RowProblem, row: number) => string, fill: Fill): Float64Array {
+/** Runs `fill`'s rows through the model's net; a RowProblem becomes a 422 naming `field(problem)`. */
+function run(model: LoadedModel, rows: number, field: (problem: RowProblem) => string, fill: Fill): Float64Array {
   let outputs: Float64Array
   try {
     outputs = model.net.run(rows, fill)
   } catch (error) {
-    if (!(error instanceof RowFailure)) throw error
-    throw invalid(field(error.problem, error.row), error.problem.message)
+    if (!(error instanceof RowProblem)) throw error
+    throw invalid(field(error), error.message)
   }
   const width = outputs.length / rows
   for (let i = 0; i < outputs.length; i++) {
@@ -114,35 +114,6 @@ function run(model: LoadedModel, rows: number, field: (problem: RowProblem, row:
     }
   }
   return outputs
-}
-
-/** A RowProblem with the batch row it happened in, thrown through the kernel's run. */
-class RowFailure {
-  constructor(readonly problem: RowProblem, readonly row: number) {}
-}
-
-function fillRows(rows: readonly unknown[], model: LoadedModel): Fill {
-  const n = model.features.length
-  return (input, first, count) => {
-    let r = 0
-    try {
-      for (; r < count; r++) writeRow(rows[first + r], input, r * n, model)
-    } catch (error) {
-      if (error instanceof RowProblem) throw new RowFailure(error, first + r)
-      throw error
-    }
-  }
-}
-
-function fillOne(row: Record<string, unknown>, model: LoadedModel): Fill {
-  return (input) => {
-    try {
-      writeNamed(row, input, 0, model)
-    } catch (error) {
-      if (error instanceof RowProblem) throw new RowFailure(error, 0)
-      throw error
-    }
-  }
 }
 
 // --- the service --------------------------------------------------------------------------------
@@ -187,13 +158,13 @@ export class InferenceService {
     if (features !== undefined) {
       if (instances !== undefined) throw invalid('body', 'give either features (one row) or instances (a batch), not both')
       rows = 1
-      outputs = run(model, 1, (problem) => `body.features${problem.at}`, fillOne(features, model))
+      outputs = run(model, 1, (problem) => `body.features${problem.at}`, (input) => writeNamed(features, input, 0, model))
     } else {
       if (instances === undefined) throw invalid('body', 'give features (one row by name) or instances (a batch of rows)')
       rows = instances.length
       if (rows === 0) throw invalid('body.instances', 'must hold at least one row')
       if (rows > MAX_ROWS) throw invalid('body.instances', `holds ${rows} rows; at most ${MAX_ROWS} are allowed per request`)
-      outputs = run(model, rows, (problem, row) => `body.instances[${row}]${problem.at}`, fillRows(instances, model))
+      outputs = run(model, rows, (problem) => `body.instances[${problem.row}]${problem.at}`, fillRows(instances, model))
     }
     this.metrics.observe(model.name, rows)
     return { model: model.name, version: model.version, predictions: predictionsOf(model, outputs, rows) }
@@ -204,7 +175,7 @@ export class InferenceService {
     const model = this.registry.get(SEED_MODEL)
     if (!model) throw new HttpError(503, `the model ${SEED_MODEL} is not loaded`)
     const row = { feature1: body.feature1, feature2: body.feature2, feature3: body.feature3 ?? 0 }
-    const outputs = run(model, 1, (problem) => `body${problem.at}`, fillOne(row, model))
+    const outputs = run(model, 1, (problem) => `body${problem.at}`, (input) => writeNamed(row, input, 0, model))
     this.metrics.observe(model.name, 1)
     const prediction = predictionsOf(model, outputs, 1)[0]!
     return { prediction: typeof prediction === 'number' ? prediction : prediction.label }
@@ -240,46 +211,28 @@ export class InferenceService {
     if (body.inputs.length !== 1) {
       throw invalid('body.inputs', `has ${body.inputs.length} tensors; the model takes one, ${INPUT_NAME} [rows, ${model.features.length}]`)
     }
-    const input = body.inputs[0]!
-    if (input.datatype !== 'FP64' && input.datatype !== 'FP32') throw invalid('body.inputs[0].datatype', 'must be FP64 (or FP32)')
+    const tensor = body.inputs[0]!
+    if (tensor.datatype !== 'FP64' && tensor.datatype !== 'FP32') throw invalid('body.inputs[0].datatype', 'must be FP64 (or FP32)')
     const n = model.features.length
-    const shape = input.shape
+    const shape = tensor.shape
     const rows = shape[0]
     if (shape.length !== 2 || shape[1] !== n || typeof rows !== 'number' || !Number.isInteger(rows) || rows < 1 || rows > MAX_ROWS) {
       throw invalid('body.inputs[0].shape', `must be [rows, ${n}] with rows from 1 to ${MAX_ROWS}`)
     }
-    const data = input.data
+    const data = tensor.data
     const nested = Array.isArray(data[0])
     const expected = nested ? rows : rows * n
     if (data.length !== expected) {
       throw invalid('body.inputs[0].data', `has ${data.length} ${nested ? 'rows' : 'values'}; shape [${rows}, ${n}] needs ${expected}`)
     }
     const outputs = nested
-      ? run(model, rows, (problem, row) => `body.inputs[0].data[${row}]${problem.at}`, (buffer, first, count) => {
-        let r = 0
-        try {
-          for (; r < count; r++) {
-            const row = data[first + r]
-            if (!Array.isArray(row)) throw new RowProblem('', `must be an array of ${n} numbers, as data[0] is`)
-            writePositional(row, buffer, r * n, model)
-          }
-        } catch (error) {
-          if (error instanceof RowProblem) throw new RowFailure(error, first + r)
-          throw error
-        }
-      })
-      : run(model, rows, (problem) => `body.inputs[0].data${problem.at}`, (buffer, first, count) => {
+      ? run(model, rows, (problem) => `body.inputs[0].data[${problem.row}]${problem.at}`, fillRows(data, model, true))
+      : run(model, rows, (problem) => `body.inputs[0].data${problem.at}`, (input, first, count) => {
         const start = first * n
         const end = start + count * n
-        let i = start
-        try {
-          for (; i < end; i++) {
-            const value = data[i]
-            buffer[i - start] = typeof value === 'number' && value - value === 0 ? value : check(value, '')
-          }
-        } catch (error) {
-          if (error instanceof RowProblem) throw new RowFailure(new RowProblem(`[${i}]`, error.message), Math.floor(i / n))
-          throw error
+        for (let i = start; i < end; i++) {
+          const value = data[i]
+          input[i - start] = typeof value === 'number' && value - value === 0 ? value : check(value, `[${i}]`)
         }
       })
     this.metrics.observe(model.name, rows)
@@ -292,9 +245,36 @@ export class InferenceService {
   }
 }
 
-function predictionsOf(model: LoadedModel, outputs: Float64Array, rows: number): Prediction[] {
-  if (!model.classes) return rows === 1 ? [outputs[0]!] : Array.from(outputs)
-  return toPredictions(model.spec, outputs, rows)
+/** Probabilities (rows × classes, row-major) and the argmax label of each row; one sigmoid output p is [1 - p, p]. */
+function classify(classes: readonly Label[], outputs: Float64Array, rows: number): { probabilities: number[]; labels: Label[] } {
+  const c = classes.length
+  const width = outputs.length / rows
+  const probabilities = new Array<number>(rows * c)
+  const labels = new Array<Label>(rows)
+  for (let r = 0; r < rows; r++) {
+    if (width === 1) {
+      probabilities[r * 2] = 1 - outputs[r]!
+      probabilities[r * 2 + 1] = outputs[r]!
+    } else {
+      for (let j = 0; j < c; j++) probabilities[r * c + j] = outputs[r * c + j]!
+    }
+    let best = 0
+    for (let j = 1; j < c; j++) if (probabilities[r * c + j]! > probabilities[r * c + best]!) best = j
+    labels[r] = classes[best]!
+  }
+  return { probabilities, labels }
+}
+
+function predictionsOf(model: LoadedModel, outputs: Float64Array, rows: number): InferenceModel.Prediction['predictions'] {
+  const classes = model.classes
+  if (!classes) return rows === 1 ? [outputs[0]!] : Array.from(outputs)
+  const { probabilities, labels } = classify(classes, outputs, rows)
+  const keys = model.labelKeys
+  return labels.map((label, r) => {
+    const byLabel: Record<string, number> = {}
+    for (let j = 0; j < keys.length; j++) byLabel[keys[j]!] = probabilities[r * keys.length + j]!
+    return { label, probabilities: byLabel }
+  })
 }
 
 function labelType(classes: readonly Label[]): string {
@@ -314,24 +294,9 @@ function requestedOutputs(model: LoadedModel, outputs: KServeModel.InferBody['ou
 function tensorsOf(model: LoadedModel, outputs: Float64Array, rows: number, wanted: Set<string>): KServeModel.Output[] {
   const classes = model.classes
   if (!classes) return [{ name: PREDICT, datatype: 'FP64', shape: [rows, 1], data: Array.from(outputs) }]
-  const c = classes.length
-  const width = outputs.length / rows
-  // One sigmoid output is P(second class): the probabilities are [1 - p, p].
-  const probabilities = new Array<number>(rows * c)
-  const labels = new Array<Label>(rows)
-  for (let r = 0; r < rows; r++) {
-    if (width === 1) {
-      probabilities[r * 2] = 1 - outputs[r]!
-      probabilities[r * 2 + 1] = outputs[r]!
-    } else {
-      for (let j = 0; j < c; j++) probabilities[r * c + j] = outputs[r * c + j]!
-    }
-    let best = 0
-    for (let j = 1; j < c; j++) if (probabilities[r * c + j]! > probabilities[r * c + best]!) best = j
-    labels[r] = classes[best]!
-  }
+  const { probabilities, labels } = classify(classes, outputs, rows)
   const tensors: KServeModel.Output[] = []
   if (wanted.has(PREDICT)) tensors.push({ name: PREDICT, datatype: labelType(classes), shape: [rows, 1], data: labels })
-  if (wanted.has(PREDICT_PROBA)) tensors.push({ name: PREDICT_PROBA, datatype: 'FP64', shape: [rows, c], data: probabilities })
+  if (wanted.has(PREDICT_PROBA)) tensors.push({ name: PREDICT_PROBA, datatype: 'FP64', shape: [rows, classes.length], data: probabilities })
   return tensors
 }

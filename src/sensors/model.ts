@@ -74,7 +74,6 @@ export namespace SensorModel {
   export const serverMessage = t.Union([
     reading,
     t.Object({ op: t.Literal('subscribed'), topic: t.String(), epoch: t.String(), recovered: t.Boolean() }),
-    t.Object({ op: t.Literal('unsubscribed'), topic: t.String() }),
     t.Object({ op: t.Literal('error'), code: t.String(), message: t.String() }),
     t.Object({ op: t.Literal('pong') }),
   ])

@@ -1,0 +1,218 @@
+// Routes of /v1/sensors (HTTP and the WebSocket at /v1/sensors/ws) and the public
+// /dashboard: thin handlers over the hub, the ticket store and the socket protocol.
+import { Elysia, t } from 'elysia'
+import type { Config } from '../config'
+import { auth, authenticate } from '../platform/auth'
+import { setBodyLimit } from '../platform/body'
+import { HttpError, problemResponses } from '../platform/errors'
+import type { KeyStore, Principal } from '../platform/keys'
+import { dashboard } from './assets'
+import { SensorHub, type HubOptions, type Socket } from './hub'
+import { MAX_DATA_BYTES, SensorModel, topicOf } from './model'
+import { defaultSocketLimits, SensorSockets, type SocketLimits } from './socket'
+import { MemoryTicketStore, type TicketStore } from './tickets'
+
+export { SensorHub } from './hub'
+export { startSimulator } from './simulator'
+export { MemoryTicketStore, type TicketStore } from './tickets'
+
+/** Largest message a client may send on the socket; a bigger one closes it with 1009. */
+export const MAX_MESSAGE_BYTES = 64 * 1024
+
+setBodyLimit('/v1/sensors/:sensor_id/readings', MAX_DATA_BYTES)
+
+/** Everything the sensor feed keeps at run time; build one with `sensorFeed()`. */
+export interface SensorFeed {
+  hub: SensorHub
+  tickets: TicketStore
+  sockets: SensorSockets
+}
+
+export interface SensorFeedOptions extends HubOptions {
+  tickets?: TicketStore
+  socketLimits?: Partial<SocketLimits>
+}
+
+/**
+ * A socket's messages are limited like requests: the sensors rate limit (RATE_LIMIT, or
+ * RATE_LIMIT_SENSORS), per connection, with the same burst; none when it is off.
+ */
+export function socketLimitsFor(config: Pick<Config, 'rateLimit' | 'rateLimits'>): SocketLimits {
+  const limit = 'sensors' in config.rateLimits ? (config.rateLimits.sensors ?? null) : config.rateLimit
+  return { ...defaultSocketLimits, ...(limit ? { rate: limit.rate, burst: limit.burst } : { rate: Infinity, burst: Infinity }) }
+}
+
+export function sensorFeed({ tickets, socketLimits, ...hubOptions }: SensorFeedOptions = {}): SensorFeed {
+  const hub = new SensorHub(hubOptions)
+  return {
+    hub,
+    tickets: tickets ?? new MemoryTicketStore({ now: hubOptions.now }),
+    sockets: new SensorSockets(hub, { ...defaultSocketLimits, ...socketLimits }, hubOptions.now),
+  }
+}
+
+/**
+ * Bun's WebSocket settings for the server (they are per server, not per route):
+ * Elysia reads them from the root app's `websocket` config.
+ */
+export function websocketSettings(hub: SensorHub) {
+  return {
+    maxPayloadLength: MAX_MESSAGE_BYTES,
+    backpressureLimit: hub.backpressureLimit,
+    // Bun's own close on the limit drops the connection without a close frame (the client sees 1006);
+    // the hub closes slow consumers itself, with 1013, after everything already queued.
+    closeOnBackpressureLimit: false,
+    idleTimeout: 60,
+    sendPings: true,
+    // Readings are small JSON; compressing each for every subscriber costs more than it saves.
+    perMessageDeflate: false,
+  }
+}
+
+export interface SensorDeps {
+  feed: SensorFeed
+  keys: KeyStore
+  /** False while the service drains: new sockets are refused with 503. */
+  accepting?: () => boolean
+  /** Browser origins allowed to open the socket besides the service's own (CORS_ORIGINS). */
+  origins?: readonly string[]
+}
+
+const realm = 'Bearer realm="taskmesh"'
+
+// Elysia types `raw` with its own older copy of Bun's ServerWebSocket (no getBufferedAmount); it is Bun's.
+const rawOf = (ws: { raw: unknown }) => ws.raw as Socket
+
+/** The principal of an upgrade: a one-use `?ticket=`, else the key headers; sensors:read either way. */
+async function socketPrincipal(keys: KeyStore, tickets: TicketStore, request: Request, ticket: string | undefined): Promise<Principal> {
+  if (ticket === undefined) return authenticate(keys, request, 'sensors:read')
+  const principal = await tickets.redeem(ticket)
+  if (!principal) {
+    throw new HttpError(401, 'the ticket is unknown, expired or already used; get a new one with POST /v1/sensors/tickets', {
+      'www-authenticate': `${realm}, error="invalid_token"`,
+    })
+  }
+  return principal
+}
+
+/** A browser page of another origin may not open the socket with a key it got hold of (cross-site WebSocket hijacking). */
+function checkOrigin(request: Request, origins: readonly string[]): void {
+  const origin = request.headers.get('origin')
+  if (origin === null || origins.includes(origin)) return
+  let host: string | null = null
+  try {
+    host = new URL(origin).host
+  } catch {
+    // not a URL: refused below
+  }
+  if (host !== null && host === request.headers.get('host')) return
+  throw new HttpError(403, `WebSocket connections from the origin ${origin.slice(0, 100)} are not allowed`)
+}
+
+export function sensors({ feed, keys, accepting = () => true, origins = [] }: SensorDeps) {
+  const { hub, tickets, sockets } = feed
+  const socketProblems = problemResponses(401, 403, 422, 426, 500, 503)
+  const api = new Elysia({ name: 'sensors/api', prefix: '/v1/sensors', tags: ['sensors'] })
+    .use(auth(keys))
+    .macro({
+      socketAuth: (enabled: boolean) => ({
+        // resolve runs once per upgrade (a WS route's beforeHandle runs twice, which would spend the ticket).
+        async resolve({ request, query, server }) {
+          if (!enabled) return { socketPrincipal: null as Principal | null }
+          if (!accepting() || !hub.accepting) throw new HttpError(503, 'the server is shutting down; reconnect shortly', { 'retry-after': '1' })
+          const principal = await socketPrincipal(keys, tickets, request, (query as { ticket?: string }).ticket)
+          checkOrigin(request, origins)
+          hub.attach(server)
+          return { socketPrincipal: principal as Principal | null }
+        },
+      }),
+    })
+    .get('', () => ({ items: hub.list() }), {
+      auth: 'sensors:read',
+      response: { 200: SensorModel.list, ...problemResponses(401, 403, 500) },
+      detail: { summary: 'List the sensors', description: 'Every sensor with a reading in the history kept, with its newest reading, by sensor_id.' },
+    })
+    .post('/:sensor_id/readings', ({ params, body, set }) => {
+      set.status = 202
+      return hub.publish(topicOf(params.sensor_id), body)
+    }, {
+      auth: 'sensors:write',
+      params: SensorModel.params,
+      body: SensorModel.publishBody,
+      parse: 'json',
+      response: { 202: SensorModel.published, ...problemResponses(400, 401, 403, 413, 415, 422, 500) },
+      detail: {
+        summary: 'Publish a reading',
+        description: 'Any JSON object of at most 16 KiB becomes the `data` of the next reading of `sensors/{sensor_id}`, '
+          + 'delivered to every subscriber exactly as a socket publish is.',
+      },
+    })
+    .get('/:sensor_id/readings', ({ params, query }) => hub.readings(topicOf(params.sensor_id), query.since ?? 0, query.limit ?? 100), {
+      auth: 'sensors:read',
+      params: SensorModel.params,
+      query: SensorModel.readingsQuery,
+      response: { 200: SensorModel.readings, ...problemResponses(401, 403, 422, 500) },
+      detail: {
+        summary: 'Readings of a sensor',
+        description: 'The readings after `since` from the history kept (the last 1000 at least), oldest first. '
+          + 'A topic nobody has published to is an empty list with a null epoch.',
+      },
+    })
+    .post('/tickets', async ({ principal, set }) => {
+      const { ticket, expiresAt } = await tickets.issue(principal)
+      set.status = 201
+      set.headers['cache-control'] = 'no-store'
+      return { ticket, expires_at: new Date(expiresAt).toISOString() }
+    }, {
+      auth: 'sensors:read',
+      response: { 201: SensorModel.ticket, ...problemResponses(401, 403, 500) },
+      detail: {
+        summary: 'Get a WebSocket ticket',
+        description: 'A one-use ticket, valid 30 s, that carries this key\'s scopes: open `GET /v1/sensors/ws?ticket=…` with it (browsers cannot set headers on a WebSocket).',
+      },
+    })
+    // Without `Upgrade: websocket` the request lands here rather than on the socket route.
+    .get('/ws', () => {
+      throw new HttpError(426, 'GET /v1/sensors/ws opens a WebSocket: send Upgrade: websocket', { upgrade: 'websocket', connection: 'Upgrade' }, undefined, { title: 'Upgrade Required' })
+    }, {
+      query: SensorModel.socketQuery,
+      response: { 101: t.Void({ description: 'Switching Protocols: the socket is open' }), ...socketProblems },
+      detail: {
+        summary: 'Open the sensor feed socket',
+        description: 'A WebSocket upgrade. Auth by `X-API-Key` / `Authorization: Bearer` (scope sensors:read) or `?ticket=` from POST /v1/sensors/tickets; '
+          + 'without it the upgrade is refused with 401 and no socket opens. Messages are JSON text frames. Client: '
+          + '`{"op":"subscribe","topic":"sensors/t1","since":41,"epoch":"…"}` (since/epoch optional: replay the readings after since), '
+          + '`{"op":"unsubscribe","topic"}`, `{"op":"publish","topic","data":{…}}` (scope sensors:write), `{"op":"ping"}`. '
+          + 'Server: readings `{"topic","seq","ts","data"}` in seq order, once each across replay and live; `{"op":"subscribed","topic","epoch","recovered"}` '
+          + '(sent before the replay; sent again with recovered false if the server had to drop the history of a subscribed topic); '
+          + '`{"op":"error","code","message"}` for a bad message (the socket stays open); `{"op":"pong"}`. '
+          + 'A connection may send as many messages as the sensors rate limit allows requests (RATE_LIMIT, 100/s with a burst of 200 by default): '
+          + 'past that each message is answered with error rate_limited, and one that keeps sending a burst more is closed with 1008. '
+          + `A connection may follow ${defaultSocketLimits.maxSubscriptions} topics. A message over 64 KiB closes with 1009, a client that cannot keep up with 1013, shutdown with 1001.`,
+        security: [{ apiKey: [] }, { bearer: [] }, {}],
+      },
+    })
+    .ws('/ws', {
+      socketAuth: true,
+      query: SensorModel.socketQuery,
+      // Types for Eden only: the hub checks every message itself and answers errors in-band.
+      body: t.Unsafe<SensorModel.ClientMessage>(t.Unknown()),
+      response: t.Unsafe<SensorModel.ServerMessage>(t.Unknown()),
+      open(ws) {
+        sockets.open(rawOf(ws), ws.data.socketPrincipal!)
+      },
+      message(ws, message) {
+        sockets.message(rawOf(ws), message)
+      },
+      close(ws) {
+        sockets.close(rawOf(ws))
+      },
+      // OpenAPI cannot describe a WebSocket; GET /v1/sensors/ws above documents the upgrade and the protocol.
+      detail: {
+        summary: 'The sensor feed socket (see GET /v1/sensors/ws)',
+        // Refusals (401, 403, 503) are the problems documented on GET /v1/sensors/ws.
+        responses: { 101: { description: 'Switching Protocols' } },
+      },
+    })
+  return new Elysia({ name: 'sensors' }).use(api).use(dashboard())
+}

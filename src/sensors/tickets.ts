@@ -1,0 +1,72 @@
+// One-use, short-lived tickets that stand in for an API key on the WebSocket upgrade
+// (browsers cannot set headers there). In memory; a shared store (Redis: SET EX + GETDEL)
+// can implement the same interface for several instances.
+import type { Principal } from '../platform/keys'
+
+type Awaitable<T> = T | Promise<T>
+
+export interface Ticket {
+  ticket: string
+  /** Epoch milliseconds. */
+  expiresAt: number
+}
+
+export interface TicketStore {
+  /** A new ticket carrying `principal` (its key id, owner and scopes at this moment). */
+  issue(principal: Principal): Awaitable<Ticket>
+  /** The principal of a live ticket, which is used up by this call; null when unknown, used or expired. */
+  redeem(ticket: string): Awaitable<Principal | null>
+}
+
+export interface MemoryTicketOptions {
+  ttlMs?: number
+  /** Outstanding tickets kept at most; the oldest are forgotten first. */
+  max?: number
+  now?: () => number
+}
+
+const ticketPattern = /^tk_[A-Za-z0-9_-]{43}$/
+
+export class MemoryTicketStore implements TicketStore {
+  readonly ttlMs: number
+  private readonly max: number
+  private readonly now: () => number
+  /** In issue order, which is also expiry order (one TTL for all). */
+  private readonly live = new Map<string, { principal: Principal; expiresAt: number }>()
+
+  constructor({ ttlMs = 30_000, max = 100_000, now = Date.now }: MemoryTicketOptions = {}) {
+    this.ttlMs = ttlMs
+    this.max = max
+    this.now = now
+  }
+
+  get size(): number {
+    return this.live.size
+  }
+
+  issue(principal: Principal): Ticket {
+    const now = this.now()
+    this.sweep(now)
+    if (this.live.size >= this.max) this.live.delete(this.live.keys().next().value!)
+    // 256 random bits: unguessable, so possession is the proof.
+    const ticket = `tk_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')}`
+    const expiresAt = now + this.ttlMs
+    this.live.set(ticket, { principal, expiresAt })
+    return { ticket, expiresAt }
+  }
+
+  redeem(ticket: string): Principal | null {
+    if (!ticketPattern.test(ticket)) return null
+    const entry = this.live.get(ticket)
+    if (!entry) return null
+    this.live.delete(ticket)
+    return entry.expiresAt > this.now() ? entry.principal : null
+  }
+
+  private sweep(now: number): void {
+    for (const [ticket, entry] of this.live) {
+      if (entry.expiresAt > now) break
+      this.live.delete(ticket)
+    }
+  }
+}
