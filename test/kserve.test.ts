@@ -175,3 +175,16 @@ describe('infer', () => {
     expect(wrongMethod.headers.get('x-request-id')).toBeTruthy()
   })
 })
+
+describe('GET /v2', () => {
+  test('server metadata is public and names the server', async () => {
+    await using t = await testApp()
+    const response = await t.request('/v2')
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({ name: 'taskmesh', version: expect.any(String), extensions: [] })
+    const wrong = await t.request('/v2', { method: 'POST' })
+    expect(wrong.status).toBe(405)
+    expect(wrong.headers.get('content-type')).toBe('application/json')
+    expect(await wrong.json()).toEqual({ error: expect.any(String) })
+  })
+})

@@ -7,6 +7,7 @@ import { HttpError, problemResponses } from '../platform/errors'
 import type { KeyStore } from '../platform/keys'
 import type { Telemetry } from '../platform/observability'
 import { InferenceModel, KServeModel, MAX_ROWS } from './model'
+import pkg from '../../package.json'
 import type { ModelRegistry } from './registry'
 import { InferenceMetrics, InferenceService, SEED_MODEL } from './service'
 
@@ -91,6 +92,10 @@ export function inference({ registry, keys, telemetry, accepting = () => true }:
 
   const v2 = new Elysia({ name: 'inference/v2', tags: ['kserve v2'] })
     .use(auth(keys))
+    .get('/v2', () => ({ name: 'taskmesh', version: pkg.version, extensions: [] as string[] }), {
+      response: { 200: t.Object({ name: t.String(), version: t.String(), extensions: t.Array(t.String()) }) },
+      detail: { summary: 'Server metadata (Open Inference Protocol)' },
+    })
     .get('/v2/health/live', () => ({ live: true }), {
       response: { 200: KServeModel.live },
       detail: { summary: 'Server live (Open Inference Protocol)' },

@@ -72,7 +72,7 @@ type SetHeaders = Record<string, string | number | undefined>
 
 function render(body: Problem, path: string, headers: Record<string, string>, already: SetHeaders): Response {
   // The Open Inference Protocol has its own error shape.
-  const v2 = path.startsWith('/v2/')
+  const v2 = path === '/v2' || path.startsWith('/v2/')
   const json = v2 ? JSON.stringify({ error: body.detail }) : JSON.stringify(body)
   const merged = new Headers()
   // Headers set before the failure (request id, rate limit, security) still apply.
