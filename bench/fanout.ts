@@ -9,7 +9,7 @@
 // socket (default; RATE_LIMIT=off lifts the service's per-connection message limit too), or
 // with --via http, POST /v1/sensors/{id}/readings over keep-alive HTTP.
 // The same file is the relay (`--role relay`) and a subscriber process (`--role clients`).
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -492,6 +492,11 @@ if (import.meta.main) {
       log: (line) => console.log(line),
     })
     console.log(`\n${table(result)}\n`)
+    const results = join(import.meta.dir, 'results')
+    mkdirSync(results, { recursive: true })
+    writeFileSync(join(results, 'fanout-latest.json'), `${JSON.stringify(result, null, 2)}\n`)
+    writeFileSync(join(results, 'fanout-latest.md'), `# Sensor fan-out, ${result.date}\n\nBun ${result.bun}, ${result.cores} cores, ${result.pinned ? 'server on core 0, subscribers and publisher on core 1' : 'not pinned'}, publish over ${result.options.via}, ${result.options.durationSec} s per run.\n\n${table(result)}\n`)
+    console.log('wrote bench/results/fanout-latest.json and fanout-latest.md')
     const low = result.ratios.filter((r) => r.ratio < 0.8)
     console.log(low.length === 0 ? '✓ the service delivers ≥ 0.8 of the bare relay everywhere' : `✗ below 0.8 of the relay: ${low.map((r) => `${r.subscribers} ${r.mode} ${r.ratio.toFixed(2)}`).join(', ')}`)
     if (values.json) console.log(JSON.stringify(result, null, 2))

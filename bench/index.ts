@@ -18,6 +18,8 @@ import { createKeys, fullSeed, ownerNames, type Seed, type SeedPlan, seedTasks, 
 const benchDir = import.meta.dir
 const SPARE_PLANS = 2
 const MEASURE_BUDGET_SEC = 130
+/** Other processes above this share of a core make a measurement worth repeating (see --retries). */
+const REMEASURE_ABOVE = 0.3
 const root = resolve(benchDir, '..')
 const resultsDir = join(benchDir, 'results')
 
@@ -38,6 +40,8 @@ const usage = `usage: bun run bench [options]
                        patches something before src/index.ts loads); results go to *-whatif.json/.md
   --quiet-wait S       before each measurement, wait up to S seconds (default 0: don't) for a second in
                        which other processes use < 15% of a core — for shared, noisy hosts
+  --retries N          measure again up to N times when other processes took > 30% of a core, keeping
+                       the quietest run (default 1, 0 for --smoke; a default run stays under 3 minutes)
   --keep               keep the scratch directory (database, logs)
   -h, --help
 
@@ -58,6 +62,9 @@ interface Options {
   logLevel: string
   preloads: string[]
   quietWaitSec: number
+  retries: number
+  /** Seconds the whole run may take before retries are skipped (only for default timings). */
+  budgetSec: number
   keep: boolean
 }
 
@@ -83,6 +90,7 @@ function parseOptions(argv: string[]): Options | null {
       'log-level': { type: 'string' },
       'service-preload': { type: 'string', multiple: true },
       'quiet-wait': { type: 'string' },
+      retries: { type: 'string' },
       keep: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -127,6 +135,8 @@ function parseOptions(argv: string[]): Options | null {
       return path
     }),
     quietWaitSec: number('quiet-wait', values['quiet-wait'], 0, 0),
+    retries: Math.round(number('retries', values.retries, smoke ? 0 : 1, 0)),
+    budgetSec: values.duration === undefined && values.warmup === undefined && values['quiet-wait'] === undefined ? 175 : Number.POSITIVE_INFINITY,
     keep: values.keep ?? false,
   }
 }
@@ -238,6 +248,8 @@ async function preflight(url: string, scenario: Scenario, plans: PlannedRequest[
 
 // --- main -----------------------------------------------------------------------
 
+const runStart = performance.now()
+
 async function main(): Promise<number> {
   let options: Options | null
   try {
@@ -335,6 +347,7 @@ async function main(): Promise<number> {
   const results: ScenarioResult[] = []
   const steps = options.scenarios.length * 2
   let step = 0
+  const runBudgetSec = options.budgetSec
   /** When each service measurement ran, to cut the CPU profile per scenario. */
   const profileWindows: Array<{ name: string; fromUs: number; toUs: number }> = []
   const nowUs = () => (performance.timeOrigin + performance.now()) * 1000
@@ -379,36 +392,51 @@ async function main(): Promise<number> {
           process.stdout.write(`${label}: `)
         }
         checkAborted()
-        process.stdout.write(`measuring ${options.durationSec} s … `)
-        const cpuBefore = cpuSeconds(target.pid)
-        const selfBefore = process.cpuUsage()
-        const busyBefore = machineBusySeconds()
-        const t0 = performance.now()
-        const fromUs = nowUs()
-        const measured = await run(options.durationSec)
-        const wallSec = seconds(t0)
-        if (target === service) profileWindows.push({ name: scenario.name, fromUs, toUs: nowUs() })
-        const serverCpuSec = cpuSeconds(target.pid) - cpuBefore
-        const self = process.cpuUsage(selfBefore)
-        // Everything else the machine did meanwhile; autocannon runs in this process, wrk does not.
-        const ours = serverCpuSec + measured.generatorCpuSec + (options.generator === 'wrk' || scenario.measure ? (self.user + self.system) / 1e6 : 0)
-        const otherCpuSec = Math.max(0, machineBusySeconds() - busyBefore - ours)
-        const m: TargetMeasurement = {
-          ...measured, wallSec,
-          serverCpu: serverCpuSec / wallSec,
-          generatorCpu: measured.generatorCpuSec / wallSec,
-          otherCpu: otherCpuSec / wallSec,
+        const measureOnce = async (): Promise<TargetMeasurement> => {
+          process.stdout.write(`measuring ${options.durationSec} s … `)
+          const cpuBefore = cpuSeconds(target.pid)
+          const selfBefore = process.cpuUsage()
+          const busyBefore = machineBusySeconds()
+          const t0 = performance.now()
+          const fromUs = nowUs()
+          const measured = await run(options.durationSec)
+          const wallSec = seconds(t0)
+          if (target === service) profileWindows.push({ name: scenario.name, fromUs, toUs: nowUs() })
+          const serverCpuSec = cpuSeconds(target.pid) - cpuBefore
+          const self = process.cpuUsage(selfBefore)
+          // Everything else the machine did meanwhile; autocannon runs in this process, wrk does not.
+          const ours = serverCpuSec + measured.generatorCpuSec + (options.generator === 'wrk' || scenario.measure ? (self.user + self.system) / 1e6 : 0)
+          const otherCpuSec = Math.max(0, machineBusySeconds() - busyBefore - ours)
+          const m: TargetMeasurement = {
+            ...measured, wallSec,
+            serverCpu: serverCpuSec / wallSec,
+            generatorCpu: measured.generatorCpuSec / wallSec,
+            otherCpu: otherCpuSec / wallSec,
+          }
+          const gen = m.generatorCpu >= GENERATOR_BOUND ? ' (generator-bound)' : ''
+          const noisy = m.otherCpu > NOISY ? ` — other processes used ${Math.round(m.otherCpu * 100)}% of a core meanwhile (noisy)` : ''
+          console.log(`${Math.round(m.rps).toLocaleString('en-US')} req/s, p50 ${m.p50.toFixed(2)} ms, p99 ${m.p99.toFixed(2)} ms, ` +
+            `server CPU ${Math.round(m.serverCpu * 100)}%, generator CPU ${Math.round(m.generatorCpu * 100)}%${gen}${noisy}`)
+          if (m.errors > 0 || m.unexpected > 0 || m.non2xx > 0 || m.requests === 0) {
+            const problem = `${target.name}: ${m.errors} errors, ${m.non2xx} non-2xx, ${m.unexpected} unexpected statuses ${JSON.stringify(m.statuses)}${m.requests === 0 ? ', no responses' : ''}`
+            result.failures.push(problem)
+            console.log(`  ✗ FAILED ${scenario.name} ${problem}`)
+          }
+          return m
         }
-        result[target === service ? 'service' : 'ceiling'] = m
-        const gen = m.generatorCpu >= GENERATOR_BOUND ? ' (generator-bound)' : ''
-        const noisy = m.otherCpu > NOISY ? ` — other processes used ${Math.round(m.otherCpu * 100)}% of a core meanwhile (noisy)` : ''
-        console.log(`${Math.round(m.rps).toLocaleString('en-US')} req/s, p50 ${m.p50.toFixed(2)} ms, p99 ${m.p99.toFixed(2)} ms, ` +
-          `server CPU ${Math.round(m.serverCpu * 100)}%, generator CPU ${Math.round(m.generatorCpu * 100)}%${gen}${noisy}`)
-        if (m.errors > 0 || m.unexpected > 0 || m.non2xx > 0 || m.requests === 0) {
-          const problem = `${target.name}: ${m.errors} errors, ${m.non2xx} non-2xx, ${m.unexpected} unexpected statuses ${JSON.stringify(m.statuses)}${m.requests === 0 ? ', no responses' : ''}`
-          result.failures.push(problem)
-          console.log(`  ✗ FAILED ${scenario.name} ${problem}`)
+        let best = await measureOnce()
+        // A shared host: when other processes took a good part of a core, measure again (time
+        // permitting) and keep the quietest measurement.
+        for (let retry = 1; retry <= options.retries && best.otherCpu > REMEASURE_ABOVE; retry++) {
+          const remaining = (steps - step) * (options.warmupSec + options.durationSec + 1)
+          if (seconds(runStart) + remaining + options.durationSec + 1 > runBudgetSec) break
+          checkAborted()
+          await refreshEtags(target.url, plans, etags)
+          process.stdout.write(`${label}: noisy, again: `)
+          const again = await measureOnce()
+          if (again.otherCpu < best.otherCpu) best = again
         }
+        result[target === service ? 'service' : 'ceiling'] = best
       } catch (error) {
         if (controller.signal.aborted) throw error
         const message = `${target.name}: ${(error as Error).message}`
