@@ -35,6 +35,13 @@ export interface AppDeps {
 export function createApp({ config, store, log, limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry = ModelRegistry.empty(log), sensors: feed = sensorFeed() }: AppDeps) {
   const routes = new RouteTable()
   for (const [name, { help }] of Object.entries(store.stats())) telemetry.gauge(name, help, () => store.stats()[name]?.value ?? 0)
+  const hub = feed.hub
+  telemetry.gauge('sensor_ws_connections', 'Open sensor WebSocket connections', () => hub.connections)
+  telemetry.gauge('sensor_topics', 'Sensor topics with a history kept', () => hub.topics)
+  telemetry.total('sensor_messages_published_total', 'Readings accepted for fan-out', () => hub.published)
+  telemetry.total('sensor_messages_dropped_total', 'Reading frames not delivered to a subscriber that could not keep up', () => hub.dropped)
+  telemetry.total('sensor_slow_consumer_closes_total', 'Sockets closed with 1013 for not keeping up', () => hub.slowConsumerCloses)
+  telemetry.total('sensor_messages_rate_limited_total', 'Socket messages refused by the per-connection rate limit', () => hub.rateLimited)
   // Bun's WebSocket limits are per server, so they live on the root app.
   const app = new Elysia({ normalize: false, websocket: websocketSettings(feed.hub) })
     .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle }))

@@ -103,6 +103,8 @@ describe('metrics', () => {
     await t.request(`/v1/tasks/${id}`, { key })
     await t.request('/v1/tasks/999999', { key })
     await t.request('/nowhere')
+    expect((await t.request('/v1/sensors/m1/readings', { method: 'POST', key, json: { celsius: 21.5 } })).status).toBe(202)
+    expect((await t.request('/v1/models/seed-linear/predict', { method: 'POST', key, json: { instances: [[1, 2, 3], [4, 5, 6]] } })).status).toBe(200)
     // Metrics are recorded after each response is sent: wait until only the scrape itself is in flight.
     let response = await t.request('/metrics')
     let text = await response.text()
@@ -125,6 +127,11 @@ describe('metrics', () => {
       expect(text).toMatch(/^sqlite_wal_bytes \d+$/m)
     }
     expect(text).not.toContain(`/v1/tasks/${id}"`)
+    expect(text).toMatch(/^sensor_messages_published_total 1$/m)
+    expect(text).toMatch(/^sensor_ws_connections 0$/m)
+    expect(text).toMatch(/^sensor_messages_dropped_total 0$/m)
+    expect(text).toMatch(/^predictions_total\{model="seed-linear"\} 2$/m)
+    expect(text).toMatch(/^prediction_batch_rows_count\{model="seed-linear"\} 1$/m)
   })
 })
 

@@ -70,7 +70,8 @@ export function docs() {
       path: '/docs',
       specPath: '/openapi.json',
       provider: null,
-      exclude: { paths: ['/docs', '/redoc', ...Object.keys(assets)] },
+      // The socket route is documented by its HTTP GET (the upgrade); `ws` is not an OpenAPI method.
+      exclude: { paths: ['/docs', '/redoc', ...Object.keys(assets)], methods: ['WS', 'ws'] },
       documentation: {
         info: {
           title: 'taskmesh',
