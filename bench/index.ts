@@ -136,7 +136,7 @@ function parseOptions(argv: string[]): Options | null {
     }),
     quietWaitSec: number('quiet-wait', values['quiet-wait'], 0, 0),
     retries: Math.round(number('retries', values.retries, smoke ? 0 : 1, 0)),
-    budgetSec: values.duration === undefined && values.warmup === undefined && values['quiet-wait'] === undefined ? 175 : Number.POSITIVE_INFINITY,
+    budgetSec: values.duration === undefined && values.warmup === undefined && values['quiet-wait'] === undefined ? 165 : Number.POSITIVE_INFINITY,
     keep: values.keep ?? false,
   }
 }

@@ -17,6 +17,8 @@ export interface Config {
   host: string
   databaseUrl: string
   redisUrl: string | null
+  /** Prefix of every Redis key and channel, so several deployments (or tests) can share one Redis. */
+  redisPrefix: string
   modelsDir: string
   simulator: boolean
   logLevel: LogLevel
@@ -142,6 +144,7 @@ export function loadConfig(env: Env): Config {
     host: pick(env, 'HOST', '0.0.0.0'),
     databaseUrl: parseDatabaseUrl(env),
     redisUrl: parseRedisUrl(env),
+    redisPrefix: pick(env, 'REDIS_PREFIX', 'taskmesh:'),
     modelsDir: pick(env, 'MODELS_DIR', 'models'),
     simulator: parseSwitch(env, 'SIMULATOR', 'on'),
     logLevel: parseLogLevel(env),

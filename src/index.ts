@@ -11,6 +11,7 @@ import { Lifecycle } from './platform/lifecycle'
 import { createLogger, flushLog } from './platform/logger'
 import { MemoryLimiter, RedisLimiter, redisOptions } from './platform/ratelimit'
 import { sensorFeed, socketLimitsFor, startSimulator } from './sensors'
+import { RedisFeed, RedisTicketStore } from './sensors/cluster'
 
 function configOrExit(): Config {
   try {
@@ -39,27 +40,52 @@ if (config.workers > 1 && config.workerId === null) {
   await runPrimary(config, async () => (await openStore(config.databaseUrl)).close())
 }
 
+let stopping = false
 const log = createLogger(config.logLevel, config.workerId === null ? {} : { worker: config.workerId })
 const store = await openStore(config.databaseUrl)
 const lifecycle = new Lifecycle()
 const redis = config.redisUrl ? new RedisClient(config.redisUrl, redisOptions) : null
 const registry = new ModelRegistry({ dir: config.modelsDir, log })
-const feed = sensorFeed({ socketLimits: socketLimitsFor(config) })
+if (redis) await redis.connect().catch((error) => log.warn({ err: error }, 'Redis is unreachable; rate limits stay per instance until it answers'))
+// With Redis the sensor feed is cluster-wide: shared seqs, history, fan-out and tickets.
+const backend = redis ? new RedisFeed(redis, config.redisPrefix) : undefined
+const feed = sensorFeed({
+  socketLimits: socketLimitsFor(config),
+  backend,
+  tickets: redis ? new RedisTicketStore(redis, config.redisPrefix) : undefined,
+})
+if (backend) {
+  const deliver = (topic: string, epoch: string, seq: number, frame: string) => feed.hub.deliver(topic, epoch, seq, frame)
+  const follow = async (): Promise<void> => {
+    try {
+      await backend.listen(deliver, () => {
+        log.warn('lost the shared sensor feed; closing sockets so clients resume elsewhere')
+        feed.hub.disconnect(1012, 'sensor feed interrupted: reconnect and resubscribe with since')
+        if (!stopping) setTimeout(() => void follow(), 1000).unref()
+      })
+    } catch (error) {
+      log.warn({ err: error }, 'cannot follow the shared sensor feed yet; retrying')
+      if (!stopping) setTimeout(() => void follow(), 1000).unref()
+    }
+  }
+  await follow()
+  lifecycle.onShutdown(() => backend.close())
+}
 const app = createApp({
   config,
   store,
   log,
   lifecycle,
-  limiter: redis ? new RedisLimiter(redis) : new MemoryLimiter(),
+  limiter: redis ? new RedisLimiter(redis, `${config.redisPrefix}rl:`) : new MemoryLimiter(),
   registry,
   sensors: feed,
 })
-if (redis) await redis.connect().catch((error) => log.warn({ err: error }, 'Redis is unreachable; rate limits stay per instance until it answers'))
 lifecycle.onShutdown(() => store.close())
 if (redis) lifecycle.onShutdown(() => redis.close())
 lifecycle.onShutdown(() => registry.close())
 // Sensor feed: simulated readings when SIMULATOR=on, published through the hub like any other.
-const simulator = config.simulator ? startSimulator(feed.hub) : null
+// Under WORKERS only the first worker simulates, or every reading would come N times.
+const simulator = config.simulator && (config.workerId ?? 0) === 0 ? startSimulator(feed.hub) : null
 if (simulator) lifecycle.onShutdown(() => simulator.stop())
 
 // Load MODELS_DIR before opening the port (readiness `models` stays false until then), then watch it.
@@ -73,7 +99,6 @@ app.listen({
 })
 log.info({ url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${app.server?.port}` }, 'listening')
 
-let stopping = false
 async function stop(signal: string) {
   if (stopping) return
   stopping = true

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from '../src/config'
 describe('configuration', () => {
   test('defaults follow the contract', () => {
     expect(loadConfig({})).toEqual({
-      port: 3000, host: '0.0.0.0', databaseUrl: 'sqlite:data/app.sqlite', redisUrl: null, modelsDir: 'models',
+      port: 3000, host: '0.0.0.0', databaseUrl: 'sqlite:data/app.sqlite', redisUrl: null, redisPrefix: 'taskmesh:', modelsDir: 'models',
       simulator: true, logLevel: 'info', rateLimit: { rate: 100, burst: 200 }, rateLimits: {}, corsOrigins: [],
       shutdownTimeoutMs: 10_000, workers: 1, workerId: null, services: new Set(['tasks', 'sensors', 'inference']), bodyLimit: 1024 * 1024,
     })

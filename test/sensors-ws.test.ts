@@ -252,7 +252,7 @@ describe('replay', () => {
     const key = await t.key()
     const topic = 'sensors/lost'
     for (let n = 1; n <= 10; n++) t.feed.hub.publish(topic, { n })
-    const epoch = t.feed.hub.readings(topic, 0, 1).epoch!
+    const epoch = (await t.feed.hub.readings(topic, 0, 1)).epoch!
     const socket = await keySocket(url, key)
     const cases: Array<[Record<string, unknown>, boolean]> = [
       [{ since: 2, epoch }, false], // older than the 5 kept

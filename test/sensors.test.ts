@@ -252,36 +252,36 @@ describe('history bounds', () => {
   test('each topic keeps its last historySize readings', async () => {
     const hub = new SensorHub({ historySize: 5, now: () => T0 })
     for (let i = 1; i <= 12; i++) hub.publish('sensors/h', { i })
-    const { epoch, items } = hub.readings('sensors/h', 0, 100)
+    const { epoch, items } = (await hub.readings('sensors/h', 0, 100))
     expect(items.map((r) => r.seq)).toEqual([8, 9, 10, 11, 12])
-    expect(hub.readings('sensors/h', 10, 100)).toEqual({ epoch, items: [11, 12].map((seq) => ({ topic: 'sensors/h', seq, ts: iso(T0), data: { i: seq } })) })
+    expect((await hub.readings('sensors/h', 10, 100))).toEqual({ epoch, items: [11, 12].map((seq) => ({ topic: 'sensors/h', seq, ts: iso(T0), data: { i: seq } })) })
   })
 
-  test('past maxTopics the least recently published topic is forgotten; it restarts in a new epoch', () => {
+  test('past maxTopics the least recently published topic is forgotten; it restarts in a new epoch', async () => {
     const hub = new SensorHub({ maxTopics: 3 })
     for (const id of ['a', 'b', 'c']) hub.publish(`sensors/${id}`, { id })
-    const epochA = hub.readings('sensors/a', 0, 10).epoch
+    const epochA = (await hub.readings('sensors/a', 0, 10)).epoch
     hub.publish('sensors/a', { again: true }) // a is now the most recent; b the least
     hub.publish('sensors/d', { id: 'd' })
     expect(hub.topics).toBe(3)
     expect(hub.evictions).toBe(1)
-    expect(hub.readings('sensors/b', 0, 10)).toEqual({ epoch: null, items: [] })
-    expect(hub.list().map((s) => s.sensor_id)).toEqual(['a', 'c', 'd'])
-    expect(hub.readings('sensors/a', 0, 10).epoch).toBe(epochA)
+    expect((await hub.readings('sensors/b', 0, 10))).toEqual({ epoch: null, items: [] })
+    expect((await hub.list()).map((s) => s.sensor_id)).toEqual(['a', 'c', 'd'])
+    expect((await hub.readings('sensors/a', 0, 10)).epoch).toBe(epochA)
     expect(hub.publish('sensors/b', { back: true })).toEqual({ topic: 'sensors/b', seq: 1 })
-    expect(hub.readings('sensors/b', 0, 10).epoch).not.toBeNull()
-    expect(hub.list().map((s) => s.sensor_id)).toEqual(['a', 'b', 'd'])
+    expect((await hub.readings('sensors/b', 0, 10)).epoch).not.toBeNull()
+    expect((await hub.list()).map((s) => s.sensor_id)).toEqual(['a', 'b', 'd'])
   })
 
-  test('past maxHistoryBytes old topics go first, then the oldest readings of a topic too big alone', () => {
+  test('past maxHistoryBytes old topics go first, then the oldest readings of a topic too big alone', async () => {
     const payload = 'x'.repeat(1000)
     const hub = new SensorHub({ maxHistoryBytes: 10_000 })
     for (let i = 0; i < 5; i++) hub.publish('sensors/old', { payload })
     for (let i = 0; i < 8; i++) hub.publish('sensors/new', { payload })
-    expect(hub.readings('sensors/old', 0, 100)).toEqual({ epoch: null, items: [] })
-    expect(hub.readings('sensors/new', 0, 100).items.length).toBe(8)
+    expect((await hub.readings('sensors/old', 0, 100))).toEqual({ epoch: null, items: [] })
+    expect((await hub.readings('sensors/new', 0, 100)).items.length).toBe(8)
     for (let i = 0; i < 20; i++) hub.publish('sensors/new', { payload })
-    const kept = hub.readings('sensors/new', 0, 100).items.map((r) => r.seq)
+    const kept = (await hub.readings('sensors/new', 0, 100)).items.map((r) => r.seq)
     expect(kept.length).toBeLessThan(10)
     expect(kept.at(-1)).toBe(28)
     expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 28 - kept.length + 1 + i))
@@ -296,10 +296,10 @@ describe('history bounds', () => {
 })
 
 describe('replay decisions', () => {
-  test('recovered when every reading after since is kept, else nothing is replayed', () => {
+  test('recovered when every reading after since is kept, else nothing is replayed', async () => {
     const hub = new SensorHub({ historySize: 5 })
     for (let i = 1; i <= 8; i++) hub.publish('sensors/r', { i })
-    const epoch = hub.readings('sensors/r', 0, 1).epoch!
+    const epoch = (await hub.readings('sensors/r', 0, 1)).epoch!
     const seqs = (since?: number, e?: string) => {
       const replay = hub.replay('sensors/r', since, e)
       return { epoch: replay.epoch, recovered: replay.recovered, seqs: replay.frames.map((f) => (JSON.parse(f) as { seq: number }).seq) }
@@ -330,11 +330,11 @@ describe('socket message limits', () => {
 })
 
 describe('simulator', () => {
-  test('publishes through the hub at once and on every tick until stopped', () => {
+  test('publishes through the hub at once and on every tick until stopped', async () => {
     const hub = new SensorHub()
     const simulator = startSimulator(hub, { intervalMs: 60_000 })
     simulator.stop()
-    const list = hub.list()
+    const list = (await hub.list())
     expect(list.map((s) => s.sensor_id)).toEqual(['co2-1', 'humidity-1', 'pressure-1', 'temperature-1'])
     const temperature = list.find((s) => s.sensor_id === 'temperature-1')!.last
     expect(temperature).toEqual({ topic: 'sensors/temperature-1', seq: 1, ts: expect.any(String), data: { temperature: expect.any(Number), unit: 'C' } })

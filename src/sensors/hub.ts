@@ -3,6 +3,7 @@
 // keeps the counters a metrics module reads, and closes slow consumers with 1013.
 import type { Server, ServerWebSocket } from 'bun'
 import { HttpError } from '../platform/errors'
+import type { FeedBackend } from './cluster'
 import { MAX_DATA_BYTES, type SensorModel } from './model'
 
 /** What the hub needs of a socket: Bun's ServerWebSocket, whatever its data. */
@@ -18,6 +19,8 @@ export interface HubOptions {
   /** Bytes queued for one socket before it counts as too slow (also Bun's `backpressureLimit`). */
   backpressureLimit?: number
   now?: () => number
+  /** A store shared by every instance (Redis); without one the hub is the source of truth itself. */
+  backend?: FeedBackend
 }
 
 export interface Replay {
@@ -29,16 +32,17 @@ export interface Replay {
 
 /** One topic's unbroken history: a ring of serialized readings with contiguous seqs. */
 class History {
-  readonly epoch = crypto.randomUUID()
-  /** Seq of the newest reading; 0 before the first. */
-  seq = 0
+  /** Seq of the newest reading; `startSeq` before the first. */
+  seq: number
   bytes = 0
   private ring: string[] = []
   /** Index in `ring` of the oldest reading kept. */
   private head = 0
   size = 0
 
-  constructor(readonly topic: string, private readonly capacity: number) {}
+  constructor(readonly topic: string, private readonly capacity: number, readonly epoch: string = crypto.randomUUID(), startSeq = 0) {
+    this.seq = startSeq
+  }
 
   get firstSeq(): number {
     return this.seq - this.size + 1
@@ -85,6 +89,20 @@ class History {
   }
 }
 
+export interface SensorEntry {
+  sensor_id: string
+  topic: string
+  last: SensorModel.Reading
+}
+
+/** Newest frames as the sensor list, by sensor id. */
+function entries(frames: string[]): SensorEntry[] {
+  return frames
+    .map((frame) => JSON.parse(frame) as SensorModel.Reading)
+    .map((last) => ({ sensor_id: last.topic.slice('sensors/'.length), topic: last.topic, last }))
+    .sort((a, b) => (a.sensor_id < b.sensor_id ? -1 : a.sensor_id > b.sensor_id ? 1 : 0))
+}
+
 const encoder = new TextEncoder()
 
 /** Bytes of UTF-8 in `text`, without encoding it when the length alone decides. */
@@ -108,6 +126,10 @@ export class SensorHub {
   private server: Server<unknown> | null = null
   private closing = false
 
+  private readonly backend: FeedBackend | undefined
+  /** Subscriptions waiting for the live feed to bring a topic up to a seq (cluster mode). */
+  private readonly waiters = new Map<string, Array<{ epoch: string; seq: number; resolve: (reached: boolean) => void }>>()
+
   /** Readings accepted (from HTTP, sockets and the simulator). */
   published = 0
   /** Reading frames not delivered to a subscriber because it could not keep up. */
@@ -119,7 +141,8 @@ export class SensorHub {
   /** Topic histories forgotten to stay within the caps. */
   evictions = 0
 
-  constructor({ historySize = 1000, maxTopics = 1000, maxHistoryBytes = 256 * 1024 * 1024, backpressureLimit = 1024 * 1024, now = Date.now }: HubOptions = {}) {
+  constructor({ historySize = 1000, maxTopics = 1000, maxHistoryBytes = 256 * 1024 * 1024, backpressureLimit = 1024 * 1024, now = Date.now, backend }: HubOptions = {}) {
+    this.backend = backend
     if (!(historySize >= 1 && maxTopics >= 1 && maxHistoryBytes >= 1 && backpressureLimit >= 1024)) {
       throw new RangeError('historySize, maxTopics and maxHistoryBytes must be ≥ 1, backpressureLimit ≥ 1024')
     }
@@ -153,11 +176,12 @@ export class SensorHub {
    * Accepts a reading for `topic` (already validated) and delivers it to every subscriber.
    * `data` must be a JSON object; it is serialized once and sent as is to everyone.
    */
-  publish(topic: string, data: object): { topic: string; seq: number } {
+  publish(topic: string, data: object): { topic: string; seq: number } | Promise<{ topic: string; seq: number }> {
     const json = JSON.stringify(data)
     if (utf8Length(json, MAX_DATA_BYTES) > MAX_DATA_BYTES) {
       throw new HttpError(413, `data is larger than ${MAX_DATA_BYTES} bytes of JSON`)
     }
+    if (this.backend) return this.publishShared(this.backend, topic, json)
     const history = this.historyOf(topic)
     // Least recently published first: re-inserting moves the topic to the end.
     this.histories.delete(topic)
@@ -169,29 +193,70 @@ export class SensorHub {
     this.historyBytes += history.bytes - before
     this.published++
     this.trim(history)
+    this.fanOut(topic, frame)
+    return { topic, seq }
+  }
+
+  /** Cluster mode: the shared store assigns seq and epoch; the frame comes back to every instance through `deliver`. */
+  private async publishShared(backend: FeedBackend, topic: string, json: string): Promise<{ topic: string; seq: number }> {
+    const { seq } = await backend.publish(topic, `{"topic":"${topic}","seq":`, `,"ts":"${new Date(this.now()).toISOString()}","data":${json}}`)
+    this.published++
+    return { topic, seq }
+  }
+
+  /**
+   * Cluster mode: a frame from the shared feed (published on any instance), in seq order per topic.
+   * The local history is a cache of the shared one; a gap or a new epoch starts it afresh.
+   */
+  deliver(topic: string, epoch: string, seq: number, frame: string): void {
+    let history = this.histories.get(topic)
+    if (history && history.epoch === epoch && seq <= history.seq) return
+    if (!history || history.epoch !== epoch || seq !== history.seq + 1) {
+      const newEpoch = history !== undefined && history.epoch !== epoch
+      if (history) {
+        this.histories.delete(topic)
+        this.historyBytes -= history.bytes
+      }
+      while (this.histories.size >= this.maxTopics) this.evictOldest()
+      history = new History(topic, this.historySize, epoch, seq - 1)
+      const subscribers = this.subscribers.get(topic)
+      if (newEpoch && subscribers?.size && this.server) {
+        this.server.publish(topic, JSON.stringify({ op: 'subscribed', topic, epoch, recovered: false }), false)
+      }
+    } else {
+      this.histories.delete(topic)
+    }
+    this.histories.set(topic, history)
+    const before = history.bytes
+    history.push(frame)
+    this.historyBytes += history.bytes - before
+    this.trim(history)
+    this.fanOut(topic, frame)
+    this.wake(topic, epoch, seq)
+  }
+
+  private fanOut(topic: string, frame: string): void {
     const subscribers = this.subscribers.get(topic)
     if (subscribers && this.server) {
       // 0: dropped for at least one subscriber, which is over its backpressure limit.
       if (this.server.publish(topic, frame, false) === 0) this.closeSlow(subscribers)
     }
-    return { topic, seq }
   }
 
   /** The readings after `since`, oldest first; an unknown topic has none and no epoch. */
-  readings(topic: string, since: number, limit: number): { epoch: string | null; items: SensorModel.Reading[] } {
+  readings(topic: string, since: number, limit: number): { epoch: string | null; items: SensorModel.Reading[] } | Promise<{ epoch: string | null; items: SensorModel.Reading[] }> {
+    if (this.backend) {
+      return this.backend.range(topic, since, limit).then(({ epoch, frames }) => ({ epoch, items: frames.map((frame) => JSON.parse(frame) as SensorModel.Reading) }))
+    }
     const history = this.histories.get(topic)
     if (!history) return { epoch: null, items: [] }
     return { epoch: history.epoch, items: history.after(since, limit).map((frame) => JSON.parse(frame) as SensorModel.Reading) }
   }
 
   /** Every topic with a reading, with its newest one, by sensor id. */
-  list(): Array<{ sensor_id: string; topic: string; last: SensorModel.Reading }> {
-    const items: Array<{ sensor_id: string; topic: string; last: SensorModel.Reading }> = []
-    for (const [topic, history] of this.histories) {
-      const last = history.last()
-      if (last) items.push({ sensor_id: topic.slice('sensors/'.length), topic, last: JSON.parse(last) as SensorModel.Reading })
-    }
-    return items.sort((a, b) => (a.sensor_id < b.sensor_id ? -1 : a.sensor_id > b.sensor_id ? 1 : 0))
+  list(): SensorEntry[] | Promise<SensorEntry[]> {
+    if (this.backend) return this.backend.latest().then(entries)
+    return entries([...this.histories.values()].map((history) => history.last()).filter((frame) => frame !== undefined))
   }
 
   // --- sockets ------------------------------------------------------------------
@@ -212,8 +277,13 @@ export class SensorHub {
    * step, so no reading published meanwhile is missed or sent twice.
    * Returns false when the socket was closed for not keeping up with the replay.
    */
-  subscribe(ws: Socket, topic: string, since?: number, epoch?: string): boolean {
-    const { frames, ...state } = this.replay(topic, since, epoch)
+  subscribe(ws: Socket, topic: string, since?: number, epoch?: string): boolean | Promise<boolean> {
+    if (this.backend) return this.subscribeShared(this.backend, ws, topic, since, epoch)
+    return this.attachSocket(ws, topic, this.replay(topic, since, epoch))
+  }
+
+  /** Sends the subscribed message and the replay, then joins the live topic, in one synchronous step. */
+  private attachSocket(ws: Socket, topic: string, { frames, ...state }: Replay): boolean {
     if (!this.send(ws, JSON.stringify({ op: 'subscribed', topic, ...state }))) return false
     for (const frame of frames) if (!this.send(ws, frame)) return false
     ws.subscribe(topic)
@@ -221,6 +291,59 @@ export class SensorHub {
     if (!set) this.subscribers.set(topic, (set = new Set()))
     set.add(ws)
     return true
+  }
+
+  /**
+   * Cluster mode: replay from the shared history, then go live. The live feed may
+   * not yet have brought here what the shared history already holds, so wait
+   * until it has: then the frames after that come from the local cache, and
+   * everything later arrives live, each exactly once.
+   */
+  private async subscribeShared(backend: FeedBackend, ws: Socket, topic: string, since?: number, epoch?: string): Promise<boolean> {
+    const current = await backend.epoch(topic)
+    if (since === undefined || (epoch !== undefined && epoch !== current)) {
+      return ws.readyState === 1 && this.attachSocket(ws, topic, { epoch: current, recovered: since === undefined, frames: [] })
+    }
+    const range = await backend.range(topic, since, this.historySize)
+    const complete = range.epoch === current && since >= range.first - 1 && since <= range.last && range.frames.length === range.last - since
+    if (!complete) return ws.readyState === 1 && this.attachSocket(ws, topic, { epoch: current, recovered: false, frames: [] })
+    const reached = range.last === 0 || (await this.reached(topic, current, range.last))
+    if (ws.readyState !== 1) return false
+    const history = this.histories.get(topic)
+    const newer = reached && history && history.epoch === current ? history.after(range.last) : []
+    const contiguous = reached && (newer.length === 0 || history!.firstSeq <= range.last + 1)
+    return this.attachSocket(ws, topic, contiguous
+      ? { epoch: current, recovered: true, frames: [...range.frames, ...newer] }
+      : { epoch: current, recovered: false, frames: [] })
+  }
+
+  /** Resolves true once the local cache of `topic` holds `seq` of `epoch`; false after a second without it. */
+  private reached(topic: string, epoch: string, seq: number): Promise<boolean> {
+    const history = this.histories.get(topic)
+    if (history && history.epoch === epoch && history.seq >= seq) return Promise.resolve(true)
+    const { promise, resolve } = Promise.withResolvers<boolean>()
+    const waiting = this.waiters.get(topic) ?? []
+    const waiter = { epoch, seq, resolve }
+    waiting.push(waiter)
+    this.waiters.set(topic, waiting)
+    setTimeout(() => {
+      const list = this.waiters.get(topic)
+      if (list?.includes(waiter)) list.splice(list.indexOf(waiter), 1)
+      resolve(false)
+    }, 1000).unref()
+    return promise
+  }
+
+  private wake(topic: string, epoch: string, seq: number): void {
+    const waiting = this.waiters.get(topic)
+    if (!waiting) return
+    const still = waiting.filter((waiter) => {
+      if (waiter.epoch !== epoch || waiter.seq > seq) return true
+      waiter.resolve(true)
+      return false
+    })
+    if (still.length) this.waiters.set(topic, still)
+    else this.waiters.delete(topic)
   }
 
   unsubscribe(ws: Socket, topic: string): void {

@@ -127,7 +127,7 @@ export function sensors({ feed, keys, accepting = () => true, origins = [] }: Se
         },
       }),
     })
-    .get('', () => ({ items: hub.list() }), {
+    .get('', async () => ({ items: await hub.list() }), {
       auth: 'sensors:read',
       response: { 200: SensorModel.list, ...problemResponses(401, 403, 500) },
       detail: { summary: 'List the sensors', description: 'Every sensor with a reading in the history kept, with its newest reading, by sensor_id.' },

@@ -19,7 +19,7 @@ export const defaultSocketLimits: SocketLimits = { rate: 100, burst: 200, maxSub
 
 export type ErrorCode =
   | 'bad_json' | 'unknown_op' | 'bad_topic' | 'bad_request' | 'bad_data'
-  | 'forbidden' | 'rate_limited' | 'too_many_subscriptions'
+  | 'forbidden' | 'rate_limited' | 'too_many_subscriptions' | 'unavailable'
 
 interface Session {
   principal: Principal
@@ -88,7 +88,18 @@ export class SensorSockets {
     if (!session.topics.has(topic) && session.topics.size >= this.limits.maxSubscriptions) {
       return this.error(ws, 'too_many_subscriptions', `a connection may subscribe to at most ${this.limits.maxSubscriptions} topics`)
     }
-    if (this.hub.subscribe(ws, topic, since as number | undefined, epoch as string | undefined)) session.topics.add(topic)
+    const subscribed = this.hub.subscribe(ws, topic, since as number | undefined, epoch as string | undefined)
+    if (subscribed === true) session.topics.add(topic)
+    if (!(subscribed instanceof Promise)) return
+    // Cluster mode: the shared history answers asynchronously.
+    session.topics.add(topic)
+    subscribed.then(
+      (ok) => void (ok || session.topics.delete(topic)),
+      () => {
+        session.topics.delete(topic)
+        this.error(ws, 'unavailable', 'the shared sensor history is unavailable; subscribe again shortly')
+      },
+    )
   }
 
   private publish(ws: Socket, session: Session, message: Record<string, unknown>): void {
@@ -96,11 +107,15 @@ export class SensorSockets {
     const topic = this.topic(ws, message)
     if (topic === null) return
     if (!isObject(message.data)) return this.error(ws, 'bad_data', 'data must be a JSON object')
-    try {
-      this.hub.publish(topic, message.data)
-    } catch (error) {
+    const refused = (error: unknown) => {
       if (error instanceof HttpError) return this.error(ws, 'bad_data', error.detail)
-      throw error
+      this.error(ws, 'unavailable', 'the shared sensor feed is unavailable; publish again shortly')
+    }
+    try {
+      const published = this.hub.publish(topic, message.data)
+      if (published instanceof Promise) published.catch(refused)
+    } catch (error) {
+      refused(error)
     }
   }
 

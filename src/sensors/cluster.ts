@@ -1,0 +1,123 @@
+// The sensor feed across instances, through Redis: one seq sequence and epoch
+// per topic (a Lua script assigns them), the shared history in a Redis Stream
+// (XADD ids are `<seq>-0`, so XRANGE replays by seq), the last reading per topic
+// in a hash, live fan-out over one pub/sub channel, and one-use tickets.
+import type { RedisClient } from 'bun'
+import type { Principal } from '../platform/keys'
+import type { Ticket, TicketStore } from './tickets'
+
+/** What the hub needs from a shared store to serve a topic on every instance. */
+export interface FeedBackend {
+  /** Appends a reading; `head` + seq + `tail` is its frame. Resolves once every instance will receive it. */
+  publish(topic: string, head: string, tail: string): Promise<{ seq: number; epoch: string }>
+  /** The epoch of a topic, created if the topic is new (so every instance agrees on it). */
+  epoch(topic: string): Promise<string>
+  /** Frames after `since`, oldest first, with the oldest and newest seq the store still has. */
+  range(topic: string, since: number, limit: number): Promise<{ epoch: string | null; frames: string[]; first: number; last: number }>
+  /** The newest frame of every topic. */
+  latest(): Promise<string[]>
+  /** Calls `deliver` for every frame published on any instance, in seq order per topic; `lost` when the feed drops. */
+  listen(deliver: (topic: string, epoch: string, seq: number, frame: string) => void, lost?: () => void): Promise<void>
+  close(): void
+}
+
+const publishScript = `
+local seq = redis.call('INCR', KEYS[1])
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then epoch = ARGV[1]; redis.call('SET', KEYS[2], epoch) end
+local frame = ARGV[2] .. seq .. ARGV[3]
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'f', frame)
+redis.call('HSET', KEYS[4], ARGV[5], frame)
+redis.call('PUBLISH', ARGV[6], epoch .. ' ' .. seq .. ' ' .. ARGV[5] .. ' ' .. frame)
+return {seq, epoch}
+`
+
+type StreamEntry = [id: string, fields: string[]]
+
+export class RedisFeed implements FeedBackend {
+  private subscriber: RedisClient | null = null
+  private readonly channel: string
+
+  constructor(private readonly redis: RedisClient, private readonly prefix = 'taskmesh:', private readonly historySize = 1000) {
+    this.channel = `${prefix}sensors:feed`
+  }
+
+  private keys(topic: string) {
+    return { seq: `${this.prefix}sensors:seq:${topic}`, epoch: `${this.prefix}sensors:epoch:${topic}`, stream: `${this.prefix}sensors:stream:${topic}` }
+  }
+
+  async publish(topic: string, head: string, tail: string): Promise<{ seq: number; epoch: string }> {
+    const { seq, epoch, stream } = this.keys(topic)
+    const reply = (await this.redis.send('EVAL', [publishScript, '4', seq, epoch, stream, `${this.prefix}sensors:latest`,
+      crypto.randomUUID(), head, tail, String(this.historySize), topic, this.channel])) as [number, string]
+    return { seq: Number(reply[0]), epoch: reply[1] }
+  }
+
+  async epoch(topic: string): Promise<string> {
+    const key = this.keys(topic).epoch
+    // SET NX GET: the existing epoch, or ours once it is stored.
+    const previous = (await this.redis.send('SET', [key, crypto.randomUUID(), 'NX', 'GET'])) as string | null
+    return previous ?? ((await this.redis.get(key)) as string)
+  }
+
+  async range(topic: string, since: number, limit: number) {
+    const { seq, epoch, stream } = this.keys(topic)
+    const [entries, oldest, last, current] = await Promise.all([
+      this.redis.send('XRANGE', [stream, `(${since}-0`, '+', 'COUNT', String(limit)]) as Promise<StreamEntry[]>,
+      this.redis.send('XRANGE', [stream, '-', '+', 'COUNT', '1']) as Promise<StreamEntry[]>,
+      this.redis.get(seq),
+      this.redis.get(epoch),
+    ])
+    const first = oldest[0] ? Number(oldest[0][0].split('-')[0]) : Number(last ?? 0) + 1
+    return { epoch: current, frames: entries.map(([, fields]) => fields[1]!), first, last: Number(last ?? 0) }
+  }
+
+  async latest(): Promise<string[]> {
+    const all = (await this.redis.send('HGETALL', [`${this.prefix}sensors:latest`])) as Record<string, string> | string[]
+    return Array.isArray(all) ? all.filter((_, i) => i % 2 === 1) : Object.values(all)
+  }
+
+  async listen(deliver: (topic: string, epoch: string, seq: number, frame: string) => void, lost: () => void = () => {}): Promise<void> {
+    this.close()
+    // A subscribed connection can do nothing else: a second one carries the live feed.
+    this.subscriber = await this.redis.duplicate()
+    // Readings published while it is down never reach this instance: its sockets must resubscribe with since.
+    this.subscriber.onclose = () => lost()
+    await this.subscriber.subscribe(this.channel, (message) => {
+      const a = message.indexOf(' ')
+      const b = message.indexOf(' ', a + 1)
+      const c = message.indexOf(' ', b + 1)
+      deliver(message.slice(b + 1, c), message.slice(0, a), Number(message.slice(a + 1, b)), message.slice(c + 1))
+    })
+  }
+
+  close(): void {
+    if (!this.subscriber) return
+    this.subscriber.onclose = null
+    this.subscriber.close()
+    this.subscriber = null
+  }
+}
+
+const ticketPattern = /^tk_[A-Za-z0-9_-]{43}$/
+
+/** One-use tickets every instance can redeem: SET with an expiry, redeemed by GETDEL. */
+export class RedisTicketStore implements TicketStore {
+  constructor(private readonly redis: RedisClient, private readonly prefix = 'taskmesh:', readonly ttlMs = 30_000) {}
+
+  async issue(principal: Principal): Promise<Ticket> {
+    const ticket = `tk_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')}`
+    const expiresAt = Date.now() + this.ttlMs
+    const value = JSON.stringify({ keyId: principal.keyId, owner: principal.owner, scopes: [...principal.scopes] })
+    await this.redis.send('SET', [`${this.prefix}ticket:${ticket}`, value, 'PX', String(this.ttlMs)])
+    return { ticket, expiresAt }
+  }
+
+  async redeem(ticket: string): Promise<Principal | null> {
+    if (!ticketPattern.test(ticket)) return null
+    const value = await this.redis.getdel(`${this.prefix}ticket:${ticket}`)
+    if (!value) return null
+    const { keyId, owner, scopes } = JSON.parse(value) as { keyId: string; owner: string; scopes: string[] }
+    return { keyId, owner, scopes: new Set(scopes) }
+  }
+}
