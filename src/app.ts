@@ -1,6 +1,6 @@
 // Composes the feature plugins into one service. `App` is what Eden imports.
-import { Elysia } from 'elysia'
-import type { Config } from './config'
+import { Elysia, type AnyElysia } from 'elysia'
+import type { Config, Service } from './config'
 import type { Store } from './db'
 import { inference } from './inference'
 import { ModelRegistry } from './inference/registry'
@@ -53,11 +53,19 @@ export function createApp({ config, store, log, limiter = new MemoryLimiter(), t
       { name: 'accepting', check: () => lifecycle.accepting },
       { name: 'models', check: () => registry.ready },
     ]))
-    .use(tasks(store.tasks, store.keys))
-    .use(inference({ registry, keys: store.keys, telemetry, accepting: () => lifecycle.accepting }))
-    .use(sensors({ feed, keys: store.keys, accepting: () => lifecycle.accepting, origins: config.corsOrigins }))
+    .use(serving(config, 'tasks', () => tasks(store.tasks, store.keys)))
+    .use(serving(config, 'inference', () => inference({ registry, keys: store.keys, telemetry, accepting: () => lifecycle.accepting })))
+    .use(serving(config, 'sensors', () => sensors({ feed, keys: store.keys, accepting: () => lifecycle.accepting, origins: config.corsOrigins })))
   routes.load(app.routes)
   return app
+}
+
+/**
+ * A feature plugin, or an empty stand-in when SERVICES leaves it out. The stand-in
+ * keeps the plugin's type, so `App` (and the Eden client) always describes the whole API.
+ */
+function serving<T extends AnyElysia>(config: Config, service: Service, plugin: () => T): T {
+  return config.services.has(service) ? plugin() : (new Elysia({ name: `not-served:${service}` }) as unknown as T)
 }
 
 export type App = ReturnType<typeof createApp>

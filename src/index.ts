@@ -12,6 +12,7 @@ import { createLogger, flushLog } from './platform/logger'
 import { MemoryLimiter, RedisLimiter, redisOptions } from './platform/ratelimit'
 import { sensorFeed, socketLimitsFor, startSimulator } from './sensors'
 import { RedisFeed, RedisTicketStore } from './sensors/cluster'
+import { shareModelChanges } from './inference/announce'
 
 function configOrExit(): Config {
   try {
@@ -45,10 +46,11 @@ const log = createLogger(config.logLevel, config.workerId === null ? {} : { work
 const store = await openStore(config.databaseUrl)
 const lifecycle = new Lifecycle()
 const redis = config.redisUrl ? new RedisClient(config.redisUrl, redisOptions) : null
-const registry = new ModelRegistry({ dir: config.modelsDir, log })
+// An instance that does not serve predictions loads no models (and is ready without them).
+const registry = config.services.has('inference') ? new ModelRegistry({ dir: config.modelsDir, log }) : ModelRegistry.empty(log)
 if (redis) await redis.connect().catch((error) => log.warn({ err: error }, 'Redis is unreachable; rate limits stay per instance until it answers'))
 // With Redis the sensor feed is cluster-wide: shared seqs, history, fan-out and tickets.
-const backend = redis ? new RedisFeed(redis, config.redisPrefix) : undefined
+const backend = redis && config.services.has('sensors') ? new RedisFeed(redis, config.redisPrefix) : undefined
 const feed = sensorFeed({
   socketLimits: socketLimitsFor(config),
   backend,
@@ -83,13 +85,18 @@ const app = createApp({
 lifecycle.onShutdown(() => store.close())
 if (redis) lifecycle.onShutdown(() => redis.close())
 lifecycle.onShutdown(() => registry.close())
+if (redis && config.services.has('inference')) {
+  const stopSharing = await shareModelChanges(redis, config.redisPrefix, registry, log)
+    .catch((error) => (log.warn({ err: error }, 'model changes are not announced to other instances (Redis unreachable)'), null))
+  if (stopSharing) lifecycle.onShutdown(stopSharing)
+}
 // Sensor feed: simulated readings when SIMULATOR=on, published through the hub like any other.
 // Under WORKERS only the first worker simulates, or every reading would come N times.
-const simulator = config.simulator && (config.workerId ?? 0) === 0 ? startSimulator(feed.hub) : null
+const simulator = config.simulator && config.services.has('sensors') && (config.workerId ?? 0) === 0 ? startSimulator(feed.hub) : null
 if (simulator) lifecycle.onShutdown(() => simulator.stop())
 
 // Load MODELS_DIR before opening the port (readiness `models` stays false until then), then watch it.
-await registry.start()
+if (config.services.has('inference')) await registry.start()
 app.listen({
   port: config.port,
   hostname: config.host,

@@ -3,7 +3,8 @@
 // must behave as one service whichever instance a request lands on.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { RedisClient } from 'bun'
-import { needs, tempDir, testDatabase } from './helpers'
+import { join } from 'node:path'
+import { copyModels, needs, tempDir, testDatabase } from './helpers'
 import { TestSocket, wsUrl } from './sensors.helpers'
 import { cliKey, startServer, type RunningServer } from './server'
 
@@ -15,6 +16,7 @@ describe.skipIf(!run)('two instances on PostgreSQL and Redis', () => {
   let a: RunningServer
   let b: RunningServer
   let key: string
+  let admin: string
 
   beforeAll(async () => {
     const previous = process.env.TEST_STORE
@@ -22,7 +24,10 @@ describe.skipIf(!run)('two instances on PostgreSQL and Redis', () => {
     database = await testDatabase(tempDir())
     process.env.TEST_STORE = previous
     key = await cliKey(database.url, 'nia')
-    const env = { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_PREFIX: prefix, RATE_LIMIT: '1000/1000' }
+    admin = await cliKey(database.url, 'ops', ['admin'])
+    // One models folder for both, as a shared volume would be.
+    const models = copyModels(join(tempDir(), 'models'))
+    const env = { DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', REDIS_PREFIX: prefix, RATE_LIMIT: '1000/1000', MODELS_DIR: models }
     ;[a, b] = await Promise.all([startServer(env), startServer(env)])
   })
 
@@ -121,6 +126,24 @@ describe.skipIf(!run)('two instances on PostgreSQL and Redis', () => {
     expect(sensors.items.find((s) => s.sensor_id === sensor)?.last.seq).toBe(41)
     onB.close()
     publisher.close()
+  })
+
+  test('a model uploaded through one instance serves on the other at once', async () => {
+    const model = { name: 'shared-linear', version: '7', kind: 'linear', features: ['x', 'y'], coef: [2, 3], intercept: 1 }
+    const put = await fetch(`${a.url}/v1/models/shared-linear`, {
+      method: 'PUT', headers: { 'x-api-key': admin, 'content-type': 'application/json' }, body: JSON.stringify(model),
+    })
+    expect(put.status).toBe(201)
+    // Well before the 5 s safety poll: the announcement (or the watcher) brings it.
+    const deadline = performance.now() + 2000
+    let status = 0
+    while (status !== 200 && performance.now() < deadline) {
+      status = (await call(b, '/v1/models/shared-linear')).status
+      if (status !== 200) await Bun.sleep(25)
+    }
+    expect(status).toBe(200)
+    const predicted = await call(b, '/v1/models/shared-linear/predict', { method: 'POST', json: { features: { x: 1, y: 1 } } })
+    expect(await predicted.json()).toEqual({ model: 'shared-linear', version: '7', predictions: [6] })
   })
 
   test('rate limits are shared', async () => {

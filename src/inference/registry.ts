@@ -205,6 +205,7 @@ export class ModelRegistry {
       this.install(model)
       this.rejected.delete(`${name}.json`)
       this.log.info({ model: name, version: model.version, created }, 'model uploaded')
+      this.changed(name)
       return { model, created }
     })
   }
@@ -225,9 +226,23 @@ export class ModelRegistry {
       }
       this.uninstall(name)
       this.rejected.delete(file)
-      if (existed) this.log.info({ model: name }, 'model deleted')
+      if (existed) {
+        this.log.info({ model: name }, 'model deleted')
+        this.changed(name)
+      }
       return existed
     })
+  }
+
+  private readonly listeners: Array<(name: string) => void> = []
+
+  /** Calls `listener` after every upload or delete through this registry (to tell other instances). */
+  onChange(listener: (name: string) => void): void {
+    this.listeners.push(listener)
+  }
+
+  private changed(name: string): void {
+    for (const listener of this.listeners) listener(name)
   }
 
   /** Stops watching and frees every net. */
