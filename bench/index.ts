@@ -495,6 +495,11 @@ async function main(): Promise<number> {
     writeFileSync(join(resultsDir, `${stamp}-whatif.json`), record)
     writeFileSync(join(resultsDir, `${stamp}-whatif.md`), markdown(results, meta))
     console.log(`wrote bench/results/${stamp}-whatif.json and .md (latest.* untouched)`)
+  } else if (!options.smoke && options.scenarios.length < scenarios.length) {
+    // A partial run never replaces the latest full results either (README copies latest.md).
+    writeFileSync(join(resultsDir, `${stamp}.json`), record)
+    writeFileSync(join(resultsDir, `${stamp}.md`), markdown(results, meta))
+    console.log(`wrote bench/results/${stamp}.json and .md (a partial run: latest.* untouched)`)
   } else if (!options.smoke) {
     writeFileSync(join(resultsDir, `${stamp}.json`), record)
     writeFileSync(join(resultsDir, 'latest.json'), record)

@@ -13,9 +13,10 @@ export function openSqlite(path: string): SqliteDb {
   const client = new Database(path, { create: true, strict: true })
   // WAL lets readers run beside the writer; with synchronous=NORMAL a commit is
   // in the WAL before the call returns, so it survives a killed process.
+  // First, so that switching to WAL while another process opens the file waits instead of failing.
+  client.run('PRAGMA busy_timeout = 5000')
   client.run('PRAGMA journal_mode = WAL')
   client.run('PRAGMA synchronous = NORMAL')
-  client.run('PRAGMA busy_timeout = 5000')
   client.run('PRAGMA foreign_keys = ON')
   client.run('PRAGMA temp_store = MEMORY')
   const db = drizzle({ client, schema })

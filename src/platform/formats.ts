@@ -4,20 +4,30 @@
 // checks back. Call it after @elysiajs/openapi has been imported.
 import { FormatRegistry } from '@sinclair/typebox'
 
-const dateShape = /^(\d{4})-(\d{2})-(\d{2})$/
-const dateTimeShape = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/
-const daysIn = (year: number, month: number) => new Date(Date.UTC(year, month, 0)).getUTCDate()
+const dateShape = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/
+const dateTimeShape = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$/
+const monthDays = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+// Arithmetic only: these run for every date in every response, so no Date objects.
+function dayExists(value: string): boolean {
+  const year = Number(value.slice(0, 4))
+  const month = Number(value.slice(5, 7))
+  const day = Number(value.slice(8, 10))
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  return day <= (month === 2 && leap ? 29 : monthDays[month - 1]!)
+}
 
 /** A real calendar day written YYYY-MM-DD. */
 export function isCalendarDate(value: string): boolean {
-  const match = dateShape.exec(value)
-  if (!match) return false
-  const month = Number(match[2])
-  const day = Number(match[3])
-  return month >= 1 && month <= 12 && day >= 1 && day <= daysIn(Number(match[1]), month)
+  return dateShape.test(value) && dayExists(value)
+}
+
+/** An RFC 3339 date-time on a real calendar day. */
+export function isDateTime(value: string): boolean {
+  return dateTimeShape.test(value) && dayExists(value)
 }
 
 export function registerFormats(): void {
   FormatRegistry.Set('date', isCalendarDate)
-  FormatRegistry.Set('date-time', (value) => dateTimeShape.test(value) && isCalendarDate(value.slice(0, 10)) && !Number.isNaN(Date.parse(value)))
+  FormatRegistry.Set('date-time', isDateTime)
 }

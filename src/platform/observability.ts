@@ -1,7 +1,7 @@
 // Prometheus metrics (prom-client) and one structured access-log line per request.
 import { Elysia, t } from 'elysia'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
-import type { Logger } from './logger'
+import { accessLog, type Logger } from './logger'
 
 export class Telemetry {
   readonly registry = new Registry()
@@ -38,7 +38,21 @@ export class Telemetry {
 
 const started = new WeakMap<Request, number>()
 
+type Child = { requests: { inc(): void }; duration: { observe(value: number): void } }
+
 export function observability(telemetry: Telemetry, log: Logger, principalKeyId: (request: Request) => string | undefined) {
+  const access = accessLog(log)
+  // prom-client hashes a label object on every call; the handles per label set are kept instead.
+  const children = new Map<string, Child>()
+  const child = (method: string, route: string, status: string): Child => {
+    const key = `${method} ${route} ${status}`
+    let found = children.get(key)
+    if (!found) {
+      found = { requests: telemetry.requests.labels(method, route, status), duration: telemetry.duration.labels(method, route, status) }
+      children.set(key, found)
+    }
+    return found
+  }
   return new Elysia({ name: 'platform/observability' })
     .onRequest(({ request }) => {
       started.set(request, performance.now())
@@ -49,16 +63,15 @@ export function observability(telemetry: Telemetry, log: Logger, principalKeyId:
       if (begun === undefined) return
       const seconds = (performance.now() - begun) / 1000
       const status = typeof set.status === 'number' ? set.status : 200
-      const labels = { method: request.method, route: route || 'unmatched', status: String(status) }
+      const template = route || 'unmatched'
       telemetry.inFlight.dec()
-      telemetry.requests.inc(labels)
-      telemetry.duration.observe(labels, seconds)
-      if (log.isLevelEnabled('info')) {
-        log.info({
-          requestId: set.headers['x-request-id'], method: request.method, route: labels.route, path,
-          status, durationMs: Math.round(seconds * 1e5) / 100, keyId: principalKeyId(request),
-        }, 'request')
-      }
+      const handles = child(request.method, template, String(status))
+      handles.requests.inc()
+      handles.duration.observe(seconds)
+      access?.({
+        requestId: set.headers['x-request-id'] as string | undefined, method: request.method, route: template, path,
+        status, durationMs: Math.round(seconds * 1e5) / 100, keyId: principalKeyId(request),
+      })
     })
     .get('/metrics', async ({ set }) => {
       set.headers['content-type'] = telemetry.registry.contentType
