@@ -6,6 +6,17 @@ export type Logger = pino.Logger
 
 const destinations = new WeakMap<Logger, pino.DestinationStream & { write(line: string): unknown }>()
 
+// Access lines go through Bun's own buffered stdout writer: whole lines, flushed
+// every 100 ms and at exit, so they interleave with pino's lines only between lines.
+let accessSink: ReturnType<typeof Bun.stdout.writer> | null = null
+function sink() {
+  if (!accessSink) {
+    accessSink = Bun.stdout.writer({ highWaterMark: 64 * 1024 })
+    setInterval(() => accessSink?.flush(), 100).unref()
+  }
+  return accessSink
+}
+
 export function createLogger(level: LogLevel | 'silent', base: Record<string, unknown> = {}): Logger {
   // Asynchronous writes: an access line per request must not cost a blocking write(2) each.
   const destination = pino.destination({ dest: 1, sync: false })
@@ -15,8 +26,9 @@ export function createLogger(level: LogLevel | 'silent', base: Record<string, un
 }
 
 /** Writes out what is still buffered; call before the process exits. */
-export function flushLog(log: Logger): Promise<void> {
-  return new Promise((resolve) => log.flush(() => resolve()))
+export async function flushLog(log: Logger): Promise<void> {
+  await accessSink?.flush()
+  await new Promise<void>((resolve) => log.flush(() => resolve()))
 }
 
 export interface AccessEntry {
@@ -35,11 +47,11 @@ export interface AccessEntry {
  * Null when the logger does not log at info.
  */
 export function accessLog(log: Logger): ((entry: AccessEntry) => void) | null {
-  const destination = destinations.get(log)
-  if (!destination || !log.isLevelEnabled('info')) return null
+  if (!destinations.has(log) || !log.isLevelEnabled('info')) return null
+  const out = sink()
   const bindings = JSON.stringify(log.bindings()).slice(1, -1)
   const prefix = `{"level":30,${bindings ? `${bindings},` : ''}"time":"`
   return ({ requestId, method, route, path, status, durationMs, keyId }) => {
-    destination.write(`${prefix}${new Date().toISOString()}","requestId":${JSON.stringify(requestId ?? null)},"method":"${method}","route":${JSON.stringify(route)},"path":${JSON.stringify(path)},"status":${status},"durationMs":${durationMs},"keyId":${keyId ? `"${keyId}"` : 'null'},"msg":"request"}\n`)
+    out.write(`${prefix}${new Date().toISOString()}","requestId":${JSON.stringify(requestId ?? null)},"method":"${method}","route":${JSON.stringify(route)},"path":${JSON.stringify(path)},"status":${status},"durationMs":${durationMs},"keyId":${keyId ? `"${keyId}"` : 'null'},"msg":"request"}\n`)
   }
 }
