@@ -35,3 +35,19 @@ function migrate(db: SqliteDb): void {
 export function sqlitePath(url: string): string {
   return url.slice('sqlite:'.length)
 }
+
+/**
+ * A drizzle-built SELECT run as a raw bun:sqlite statement: drizzle still writes
+ * the SQL, but rows come back as arrays and `row` builds each result directly,
+ * skipping drizzle's generic per-column mapping (a tenth of a list request).
+ */
+export function rawSelect<T>(db: SqliteDb, query: { toSQL(): { sql: string; params: unknown[] } }, row: (values: unknown[]) => T) {
+  const { sql, params } = query.toSQL()
+  const names = params.map((param) => (param as { name?: string }).name)
+  if (names.some((name) => name === undefined)) throw new Error('rawSelect takes placeholders only')
+  const statement = db.$client.prepare(sql)
+  return (values: Record<string, unknown>): T[] => {
+    const args = names.map((name) => values[name!] ?? null) as Array<string | number | null>
+    return (statement.values(...args) as unknown[][]).map(row)
+  }
+}

@@ -1,12 +1,19 @@
 // TaskStore on the embedded SQLite database. Every query is a prepared
 // statement; list queries are prepared once per shape (sort × filters present).
 import { and, eq, gt, lt, sql } from 'drizzle-orm'
-import type { SqliteDb } from '../db/sqlite'
+import { rawSelect, type SqliteDb } from '../db/sqlite'
 import { idempotencyKeys, tasks } from '../db/schema'
 import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, shapeOf } from './query'
 import type { CreateResult, IdempotentCreate, ListFilter, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
 
 const p = sql.placeholder
+
+/** A row of `columns`, in their order, as bun:sqlite returns it. */
+const toRow = (r: unknown[]): TaskRow => ({
+  id: r[0] as number, owner: r[1] as string, title: r[2] as string, description: r[3] as string | null,
+  priority: r[4] as number, dueDate: r[5] as string | null, completed: r[6] === 1,
+  createdAt: r[7] as number, updatedAt: r[8] as number, version: r[9] as number,
+})
 
 const columns = {
   id: tasks.id,
@@ -22,7 +29,7 @@ const columns = {
 }
 
 export class SqliteTaskStore implements TaskStore {
-  private readonly listStatements = new Map<string, { all(values: Record<string, unknown>): TaskRow[] }>()
+  private readonly listStatements = new Map<string, (values: Record<string, unknown>) => TaskRow[]>()
   private readonly byId
   private readonly insertTask
   private readonly updateTask
@@ -35,7 +42,7 @@ export class SqliteTaskStore implements TaskStore {
   constructor(private readonly db: SqliteDb) {
     const owned = and(eq(tasks.id, p('id')), eq(tasks.owner, p('owner')))
     const versionMatches = sql`(${p('expected')} IS NULL OR ${tasks.version} = ${p('expected')})`
-    this.byId = db.select(columns).from(tasks).where(owned).prepare()
+    this.byId = rawSelect(db, db.select(columns).from(tasks).where(owned), toRow)
     this.insertTask = db.insert(tasks).values({
       owner: p('owner'), title: p('title'), titleLower: p('titleLower'), description: p('description'),
       priority: p('priority'), dueDate: p('dueDate'), completed: p('completed'),
@@ -91,7 +98,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   get(owner: string, id: number): TaskRow | undefined {
-    return this.byId.get({ id, owner })
+    return this.byId({ id, owner })[0]
   }
 
   list(owner: string, filter: ListFilter): TaskRow[] {
@@ -101,25 +108,23 @@ export class SqliteTaskStore implements TaskStore {
       statement = this.prepareList(filter)
       this.listStatements.set(key, statement)
     }
-    return statement.all(listParams(owner, filter, (value) => (value ? 1 : 0)))
+    return statement(listParams(owner, filter, (value) => (value ? 1 : 0)))
   }
 
   private prepareList(filter: ListFilter) {
     // instr() has no wildcards, so % and _ in the search are literal.
     const where = listWhere(tasks, filter, (column, needle) => sql`instr(${column}, ${needle}) > 0`)
-    return this.db.select(columns).from(tasks).where(where).orderBy(...listOrder(tasks, filter)).limit(p('limit')).prepare() as unknown as {
-      all(values: Record<string, unknown>): TaskRow[]
-    }
+    return rawSelect(this.db, this.db.select(columns).from(tasks).where(where).orderBy(...listOrder(tasks, filter)).limit(p('limit')), toRow)
   }
 
   update(owner: string, id: number, fields: TaskFields, expectedVersion: number | null, now: number): WriteResult {
     const row = this.updateTask.get({ id, owner, expected: expectedVersion, now, ...this.fieldValues(fields) })
     if (row) return row as TaskRow
-    return this.byId.get({ id, owner }) ? 'stale' : 'missing'
+    return this.get(owner, id) ? 'stale' : 'missing'
   }
 
   delete(owner: string, id: number, expectedVersion: number | null): 'deleted' | 'missing' | 'stale' {
     if (this.deleteTask.get({ id, owner, expected: expectedVersion })) return 'deleted'
-    return this.byId.get({ id, owner }) ? 'stale' : 'missing'
+    return this.get(owner, id) ? 'stale' : 'missing'
   }
 }
