@@ -454,7 +454,7 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
   }
 }
 
-function table(result: FanoutResult): string {
+export function table(result: FanoutResult): string {
   const rows = ['| subscribers | publisher | target | published/s | delivered/s | p50 ms | p99 ms | complete | server CPU | service ÷ relay |', '|---:|---|---|---:|---:|---:|---:|---:|---:|---:|']
   for (const run of result.runs) {
     const ratio = run.target === 'service' ? result.ratios.find((r) => r.subscribers === run.subscribers && r.mode === run.mode)?.ratio : undefined

@@ -9,6 +9,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { runFanoutBench, table as fanoutTable } from './fanout.ts'
+import { runKernelBench } from './kernel.ts'
 import { type GeneratorName, runGenerator, wrkPath } from './generators.ts'
 import { cores, cpuSeconds, hasTaskset, machineBusySeconds, killAll, pin, pinned, type Server, startServer, stopAll, track } from './processes.ts'
 import { GENERATOR_BOUND, markdown, NOISY, type RunMeta, type ScenarioResult, svgChart, type TargetMeasurement, terminalTable } from './report.ts'
@@ -17,7 +19,8 @@ import { createKeys, fullSeed, ownerNames, type Seed, type SeedPlan, seedTasks, 
 
 const benchDir = import.meta.dir
 const SPARE_PLANS = 2
-const MEASURE_BUDGET_SEC = 130
+// Leaves about 30 s of the 3 minutes for the fan-out and kernel benchmarks.
+const MEASURE_BUDGET_SEC = 110
 /** Other processes above this share of a core make a measurement worth repeating (see --retries). */
 const REMEASURE_ABOVE = 0.3
 const root = resolve(benchDir, '..')
@@ -58,6 +61,8 @@ interface Options {
   generator: GeneratorName
   check: boolean
   smoke: boolean
+  /** The non-HTTP benchmarks to run after the scenarios. */
+  extras: Set<Extra>
   cpuProf: boolean
   logLevel: string
   preloads: string[]
@@ -67,6 +72,9 @@ interface Options {
   budgetSec: number
   keep: boolean
 }
+
+const EXTRAS = ['fanout', 'kernel'] as const
+type Extra = (typeof EXTRAS)[number]
 
 function logLevel(raw: string | undefined): string {
   const level = raw ?? 'info'
@@ -104,10 +112,13 @@ function parseOptions(argv: string[]): Options | null {
     if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number ≥ ${min}`)
     return n
   }
-  const names = (values.scenario ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)
-  const selected = names.length === 0 ? scenarios : names.map((name) => {
+  const all = (values.scenario ?? []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean)
+  // fanout and kernel are not HTTP scenarios: they run after them, with their own baselines.
+  const extras = new Set(all.length === 0 ? EXTRAS : all.filter((name) => (EXTRAS as readonly string[]).includes(name))) as Set<Extra>
+  const names = all.filter((name) => !(EXTRAS as readonly string[]).includes(name))
+  const selected = all.length === 0 ? scenarios : names.map((name) => {
     const scenario = scenarioNamed(name)
-    if (!scenario) throw new UsageError(`unknown scenario ${name}; known: ${scenarios.map((s) => s.name).join(', ')}`)
+    if (!scenario) throw new UsageError(`unknown scenario ${name}; known: ${[...scenarios.map((s) => s.name), ...EXTRAS].join(', ')}`)
     return scenario
   })
   const generator = values.generator ?? 'autocannon'
@@ -121,6 +132,7 @@ function parseOptions(argv: string[]): Options | null {
   const slot = Math.max(2, Math.min(10, Math.floor(MEASURE_BUDGET_SEC / (2 * unique.length))))
   return {
     scenarios: unique,
+    extras,
     durationSec: number('duration', values.duration, smoke ? 1 : Math.round(slot * 0.8), 0.5),
     warmupSec: number('warmup', values.warmup, smoke ? 0.5 : slot - Math.round(slot * 0.8), 0),
     connections: Math.round(number('connections', values.connections, smoke ? 8 : 64, 1)),
@@ -136,7 +148,7 @@ function parseOptions(argv: string[]): Options | null {
     }),
     quietWaitSec: number('quiet-wait', values['quiet-wait'], 0, 0),
     retries: Math.round(number('retries', values.retries, smoke ? 0 : 1, 0)),
-    budgetSec: values.duration === undefined && values.warmup === undefined && values['quiet-wait'] === undefined ? 165 : Number.POSITIVE_INFINITY,
+    budgetSec: values.duration === undefined && values.warmup === undefined && values['quiet-wait'] === undefined ? 140 : Number.POSITIVE_INFINITY,
     keep: values.keep ?? false,
   }
 }
@@ -517,7 +529,13 @@ async function main(): Promise<number> {
     console.log(`\n${summary}\n\n(also in bench/results/profiles/${stamp}-summary.txt)`)
   }
 
+  const extraFailures = await runExtras(options)
+
   const failed = results.filter((r) => r.failures.length > 0)
+  if (extraFailures.length > 0) {
+    console.log(`\n✗ FAILED: ${extraFailures.join('; ')}`)
+    return 1
+  }
   if (failed.length > 0) {
     console.log(`\n✗ ${failed.length} scenario(s) FAILED:`)
     for (const r of failed) for (const f of r.failures) console.log(`  ${r.name}: ${f}`)
@@ -525,6 +543,40 @@ async function main(): Promise<number> {
   }
   console.log(options.smoke ? '\n✓ smoke: every scenario completed with zero errors and only expected statuses' : '\n✓ no errors, no unexpected statuses' + (options.check ? ', every ratio at or above its floor' : ''))
   return 0
+}
+
+/**
+ * The sensor fan-out (service vs a bare Bun.serve pub/sub relay, in separate processes)
+ * and the in-process WASM kernel vs plain TypeScript. Answers what failed.
+ */
+async function runExtras(options: Options): Promise<string[]> {
+  const failures: string[] = []
+  if (options.extras.has('fanout')) {
+    console.log('\n== sensor fan-out: service vs a bare Bun.serve pub/sub relay (WebSocket publisher, fixed rate and full speed)')
+    const result = await runFanoutBench({
+      subscribers: options.smoke ? [100] : [100, 1000], durationSec: options.smoke ? 0.5 : 2, rate: 200, window: 64, via: 'ws',
+      log: (line) => console.log(line),
+    })
+    console.log(`\n${fanoutTable(result)}`)
+    for (const run of result.runs) {
+      if (run.completeness < 1 || Object.keys(run.closes).length > 0) {
+        failures.push(`fanout ${run.target} ${run.subscribers} ${run.mode}: completeness ${run.completeness.toFixed(3)}, closes ${JSON.stringify(run.closes)}`)
+      }
+    }
+    if (!options.smoke) writeFileSync(join(resultsDir, 'fanout-latest.json'), `${JSON.stringify(result, null, 2)}\n`)
+    if (options.check) for (const r of result.ratios) if (r.ratio < 0.8) failures.push(`fanout ${r.subscribers} ${r.mode}: ${r.ratio.toFixed(2)} of the relay, below 0.8`)
+  }
+  if (options.extras.has('kernel')) {
+    console.log('\n== WebAssembly kernel vs plain TypeScript, in process (rows/s)')
+    const rows = await runKernelBench(options.smoke
+      ? { batches: [1, 100], inputs: ['rows'], seconds: 0.05, warmupSeconds: 0.02 }
+      : { batches: [1, 100, 10_000], inputs: ['rows', 'packed'], seconds: 0.25, warmupSeconds: 0.1 })
+    const perSec = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`)
+    console.table(rows.map((r) => ({ model: r.model, batch: r.batch, input: r.input, kernel: perSec(r.kernelRowsPerSec), typescript: perSec(r.typescriptRowsPerSec), speedup: `${r.speedup.toFixed(2)}x` })))
+    if (rows.some((r) => !(r.kernelRowsPerSec > 0))) failures.push('kernel: a case produced no rows')
+    if (!options.smoke) writeFileSync(join(resultsDir, 'kernel-latest.json'), `${JSON.stringify(rows, null, 2)}\n`)
+  }
+  return failures
 }
 
 let code: number
