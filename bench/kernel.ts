@@ -3,6 +3,7 @@
 import { join } from 'node:path'
 import { type CompiledNet, type DenseLayer, type Fill, Kernel, type MlpModel, fillFrom, mlpLayers } from '../src/inference/kernel.ts'
 import { compileReference } from '../src/inference/reference.ts'
+import { mulberry32 as prng } from './prng.ts'
 
 /**
  * Where a batch's inputs come from: `rows` copies number[][] row by row (what a parsed JSON request
@@ -33,17 +34,6 @@ interface BenchModel {
   layers: DenseLayer[]
 }
 
-/** mulberry32, so every run benchmarks the same numbers. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 async function benchModels(): Promise<BenchModel[]> {
   const mlp: MlpModel = await Bun.file(join(import.meta.dir, '../test/fixtures/models/diabetes-mlp.json')).json()

@@ -39,17 +39,9 @@ export interface SeedPlan {
 export const fullSeed: SeedPlan = { owners: 104, heavyOwners: 64, heavyTasks: [110, 230], lightTasks: [3, 60], writeTargets: 2 }
 export const smokeSeed: SeedPlan = { owners: 12, heavyOwners: 8, heavyTasks: [100, 120], lightTasks: [1, 10], writeTargets: 2 }
 
-/** mulberry32: small, fast, deterministic. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { mulberry32 as random } from './prng.ts'
+
+export { random }
 
 const verbs = ['Review', 'Update', 'Fix', 'Write', 'Plan', 'Call', 'Email', 'Refactor', 'Deploy', 'Test', 'Order', 'Book',
   'Prepare', 'Clean up', 'Check', 'Renew', 'Draft', 'Migrate', 'Archive', 'Schedule']

@@ -22,18 +22,8 @@ import {
   toPredictions,
 } from '../src/inference/kernel.ts'
 import * as ref from '../src/inference/reference.ts'
+import { mulberry32 as prng } from '../bench/prng'
 
-/** mulberry32: a tiny seeded PRNG so every failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function uniform(rand: () => number, n: number, scale: number): Float64Array {
   return Float64Array.from({ length: n }, () => (rand() * 2 - 1) * scale)

@@ -15,6 +15,14 @@ export interface TaskColumns {
   createdAt: AnyColumn
 }
 
+/** The columns a TaskRow is read from, in the order raw statements return them. */
+const rowKeys = ['id', 'owner', 'title', 'description', 'priority', 'dueDate', 'completed', 'createdAt', 'updatedAt', 'version'] as const
+type RowKey = (typeof rowKeys)[number]
+
+export function rowColumns<T extends Record<RowKey, AnyColumn>>(t: T): Pick<T, RowKey> {
+  return Object.fromEntries(rowKeys.map((key) => [key, t[key]])) as Pick<T, RowKey>
+}
+
 /** One prepared statement serves every filter with the same shape. */
 export function shapeOf(filter: ListFilter): string {
   const cursor = filter.after === undefined ? '-' : filter.after.key === null ? 'null' : 'key'

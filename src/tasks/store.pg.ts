@@ -3,23 +3,12 @@
 import { and, eq, lt, sql } from 'drizzle-orm'
 import type { PgDb } from '../db/postgres'
 import { idempotencyKeys, tasks } from '../db/schema.pg'
-import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, shapeOf } from './query'
+import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, rowColumns, shapeOf } from './query'
 import type { CreateResult, IdempotentCreate, ListFilter, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
 
 const p = sql.placeholder
 
-const columns = {
-  id: tasks.id,
-  owner: tasks.owner,
-  title: tasks.title,
-  description: tasks.description,
-  priority: tasks.priority,
-  dueDate: tasks.dueDate,
-  completed: tasks.completed,
-  createdAt: tasks.createdAt,
-  updatedAt: tasks.updatedAt,
-  version: tasks.version,
-}
+const columns = rowColumns(tasks)
 
 const fieldValues = (fields: TaskFields) => ({
   title: fields.title,

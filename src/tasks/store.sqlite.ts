@@ -3,7 +3,7 @@
 import { and, eq, gt, lt, sql } from 'drizzle-orm'
 import { rawSelect, type SqliteDb } from '../db/sqlite'
 import { idempotencyKeys, tasks } from '../db/schema'
-import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, shapeOf } from './query'
+import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, rowColumns, shapeOf } from './query'
 import type { CreateResult, IdempotentCreate, ListFilter, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
 
 const p = sql.placeholder
@@ -15,18 +15,7 @@ const toRow = (r: unknown[]): TaskRow => ({
   createdAt: r[7] as number, updatedAt: r[8] as number, version: r[9] as number,
 })
 
-const columns = {
-  id: tasks.id,
-  owner: tasks.owner,
-  title: tasks.title,
-  description: tasks.description,
-  priority: tasks.priority,
-  dueDate: tasks.dueDate,
-  completed: tasks.completed,
-  createdAt: tasks.createdAt,
-  updatedAt: tasks.updatedAt,
-  version: tasks.version,
-}
+const columns = rowColumns(tasks)
 
 export class SqliteTaskStore implements TaskStore {
   private readonly listStatements = new Map<string, (values: Record<string, unknown>) => TaskRow[]>()
