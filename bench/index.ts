@@ -9,10 +9,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { SQL } from 'bun'
 import { runFanoutBench, table as fanoutTable } from './fanout.ts'
 import { runKernelBench } from './kernel.ts'
 import { type GeneratorName, runGenerator, wrkPath } from './generators.ts'
-import { cores, cpuSeconds, hasTaskset, machineBusySeconds, killAll, pin, pinned, type Server, startServer, stopAll, track } from './processes.ts'
+import { cores, cpuSeconds, freePort, hasTaskset, machineBusySeconds, killAll, pin, pinned, type Server, startServer, stopAll, track } from './processes.ts'
 import { GENERATOR_BOUND, markdown, NOISY, type RunMeta, type ScenarioResult, svgChart, type TargetMeasurement, terminalTable } from './report.ts'
 import { type PlannedRequest, type Scenario, type ScenarioContext, scenarioNamed, scenarios } from './scenarios.ts'
 import { createKeys, fullSeed, ownerNames, type Seed, type SeedPlan, seedTasks, smokeSeed } from './seed.ts'
@@ -46,6 +47,11 @@ const usage = `usage: bun run bench [options]
   --retries N          measure again up to N times when other processes took > 30% of a core, keeping
                        the quietest run (default 1, 0 for --smoke; a default run stays under 3 minutes)
   --keep               keep the scratch directory (database, logs)
+  --store sqlite|postgres   the service's database: a scratch SQLite file (default), or a fresh
+                       PostgreSQL database on BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432), dropped after
+  --workers N          run the service as N processes sharing the port (WORKERS=N, with Redis on
+                       BENCH_REDIS_URL, default redis://127.0.0.1:6379); the service is then not pinned
+  --rate-limit VALUE   the service's RATE_LIMIT (default off), to measure the limiter's cost
   -h, --help
 
 Writes bench/results/<timestamp>.json, latest.json, latest.md and latest.svg.
@@ -71,10 +77,40 @@ interface Options {
   /** Seconds the whole run may take before retries are skipped (only for default timings). */
   budgetSec: number
   keep: boolean
+  store: 'sqlite' | 'postgres'
+  workers: number
+  rateLimit: string
 }
 
 const EXTRAS = ['fanout', 'kernel'] as const
 type Extra = (typeof EXTRAS)[number]
+
+function storeOption(raw: string | undefined): 'sqlite' | 'postgres' {
+  if (raw === undefined || raw === 'sqlite' || raw === 'postgres') return raw ?? 'sqlite'
+  throw new UsageError('--store must be sqlite or postgres')
+}
+
+const postgresBase = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432'
+const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+/** The scratch PostgreSQL database of a --store postgres run, dropped at exit. */
+let scratchDatabase: string | null = null
+
+async function createScratchDatabase(): Promise<string> {
+  const name = `taskmesh_bench_${process.pid}_${Date.now()}`
+  const admin = new SQL(`${postgresBase}/postgres`)
+  await admin.unsafe(`CREATE DATABASE "${name}"`)
+  await admin.close()
+  scratchDatabase = name
+  return `${postgresBase}/${name}`
+}
+
+async function dropScratchDatabase(): Promise<void> {
+  if (!scratchDatabase) return
+  const admin = new SQL(`${postgresBase}/postgres`)
+  await admin.unsafe(`DROP DATABASE IF EXISTS "${scratchDatabase}" WITH (FORCE)`).catch(() => {})
+  await admin.close()
+  scratchDatabase = null
+}
 
 function logLevel(raw: string | undefined): string {
   const level = raw ?? 'info'
@@ -100,6 +136,9 @@ function parseOptions(argv: string[]): Options | null {
       'quiet-wait': { type: 'string' },
       retries: { type: 'string' },
       keep: { type: 'boolean' },
+      store: { type: 'string' },
+      workers: { type: 'string' },
+      'rate-limit': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -150,6 +189,9 @@ function parseOptions(argv: string[]): Options | null {
     retries: Math.round(number('retries', values.retries, smoke ? 0 : 1, 0)),
     budgetSec: values.duration === undefined && values.warmup === undefined && values['quiet-wait'] === undefined ? 140 : Number.POSITIVE_INFINITY,
     keep: values.keep ?? false,
+    store: storeOption(values.store),
+    workers: Math.round(number('workers', values.workers, 1, 1)),
+    rateLimit: values['rate-limit'] ?? 'off',
   }
 }
 
@@ -291,7 +333,7 @@ async function main(): Promise<number> {
 
   scratch = mkdtempSync(join(tmpdir(), 'taskmesh-bench-'))
   if (options.keep) console.log(`scratch directory (kept): ${scratch}`)
-  const databaseUrl = `sqlite:${join(scratch, 'app.sqlite')}`
+  const databaseUrl = options.store === 'postgres' ? await createScratchDatabase() : `sqlite:${join(scratch, 'app.sqlite')}`
   const profileDir = join(resultsDir, 'profiles')
   console.log(`taskmesh bench: ${options.scenarios.map((s) => s.name).join(', ')} · ${options.generator} · ${options.connections} connections · ` +
     `${options.warmupSec} s warm-up + ${options.durationSec} s per measurement${options.smoke ? ' · smoke' : ''}${canPin ? ' · server on core 0, generator on core 1' : ''}`)
@@ -315,9 +357,13 @@ async function main(): Promise<number> {
   ]
   if (options.preloads.length > 0) console.log(`what-if: the service runs with --preload ${options.preloads.map((f) => relative(root, f)).join(', ')}`)
   if (options.cpuProf) mkdirSync(profileDir, { recursive: true })
-  const service = await startServer('service', pinned(serviceArgv, serverCore), {
+  // Several workers share one fixed port (reusePort) and both cores, so they are not pinned.
+  const workerEnv: Record<string, string> = options.workers > 1
+    ? { WORKERS: String(options.workers), PORT: String(freePort()), REDIS_URL: redisUrl, REDIS_PREFIX: `bench:${process.pid}:` }
+    : {}
+  const service = await startServer('service', pinned(serviceArgv, options.workers > 1 ? null : serverCore), {
     cwd: root,
-    env: { PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, SIMULATOR: 'off', LOG_LEVEL: options.logLevel, RATE_LIMIT: 'off' },
+    env: { PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, SIMULATOR: 'off', LOG_LEVEL: options.logLevel, RATE_LIMIT: options.rateLimit, ...workerEnv },
     // info prints the "listening" line with the port; quieter levels print nothing to parse.
     ...(options.logLevel === 'info' || options.logLevel === 'debug' ? {} : { health: '/healthz' }),
   })
@@ -502,11 +548,14 @@ async function main(): Promise<number> {
   mkdirSync(resultsDir, { recursive: true })
   const stamp = meta.date.replace(/[:.]/g, '-')
   const record = JSON.stringify({ meta, floors, results }, null, 2) + '\n'
-  if (options.preloads.length > 0 && !options.smoke) {
-    // A what-if run never replaces the latest real results.
-    writeFileSync(join(resultsDir, `${stamp}-whatif.json`), record)
-    writeFileSync(join(resultsDir, `${stamp}-whatif.md`), markdown(results, meta))
-    console.log(`wrote bench/results/${stamp}-whatif.json and .md (latest.* untouched)`)
+  const variant = [options.store !== 'sqlite' ? options.store : '', options.workers > 1 ? `workers${options.workers}` : '',
+    options.rateLimit !== 'off' ? 'ratelimited' : ''].filter(Boolean).join('-')
+  if ((options.preloads.length > 0 || variant) && !options.smoke) {
+    // A what-if or variant run (another store, workers, rate limits) never replaces the latest default results.
+    const suffix = options.preloads.length > 0 ? 'whatif' : variant
+    writeFileSync(join(resultsDir, `${stamp}-${suffix}.json`), record)
+    writeFileSync(join(resultsDir, `${stamp}-${suffix}.md`), markdown(results, meta))
+    console.log(`wrote bench/results/${stamp}-${suffix}.json and .md (latest.* untouched)`)
   } else if (!options.smoke && options.scenarios.length < scenarios.length) {
     // A partial run never replaces the latest full results either (README copies latest.md).
     writeFileSync(join(resultsDir, `${stamp}.json`), record)
@@ -595,5 +644,6 @@ try {
   }
 }
 await stopAll(3000)
+await dropScratchDatabase()
 removeScratch()
 process.exit(code)
