@@ -7,7 +7,7 @@ const postgresSuites = ['test/tasks.test.ts', 'test/tasks-list.test.ts', 'test/a
 const postgresUrl = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432'
 
 async function run(args: string[], env: Record<string, string> = {}): Promise<{ passed: number; failed: number; code: number }> {
-  const proc = Bun.spawn(['bun', 'test', ...args], { env: { ...process.env, ...env }, stdout: 'pipe', stderr: 'pipe' })
+  const proc = Bun.spawn([process.execPath, 'test', ...args], { env: { ...process.env, ...env }, stdout: 'pipe', stderr: 'pipe' })
   let output = ''
   const pump = async (stream: ReadableStream<Uint8Array>, sink: NodeJS.WriteStream) => {
     const decoder = new TextDecoder()

@@ -9,7 +9,7 @@ describe('single-file executable', () => {
   test('bun build --compile makes a binary that migrates, manages keys and serves', async () => {
     const dir = tempDir()
     const binary = join(dir, 'taskmesh')
-    const build = Bun.spawn(['bun', 'run', 'build', '--outfile', binary], { cwd: root, stdout: 'pipe', stderr: 'pipe' })
+    const build = Bun.spawn([process.execPath, 'run', 'build', '--outfile', binary], { cwd: root, stdout: 'pipe', stderr: 'pipe' })
     const [buildErr, buildCode] = await Promise.all([new Response(build.stderr).text(), build.exited])
     expect(buildCode, buildErr).toBe(0)
 

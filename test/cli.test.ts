@@ -7,7 +7,7 @@ import { tempDir } from './helpers'
 const root = join(import.meta.dir, '..')
 
 async function run(args: string[], env: Record<string, string>) {
-  const proc = Bun.spawn(['bun', 'run', 'keys', ...args], { cwd: root, env: { ...process.env, ...env }, stdout: 'pipe', stderr: 'pipe' })
+  const proc = Bun.spawn([process.execPath, 'run', 'keys', ...args], { cwd: root, env: { ...process.env, ...env }, stdout: 'pipe', stderr: 'pipe' })
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
   return { stdout, stderr, code }
 }
