@@ -50,7 +50,7 @@ const redis = config.redisUrl ? new RedisClient(config.redisUrl, redisOptions) :
 const registry = config.services.has('inference') ? new ModelRegistry({ dir: config.modelsDir, log }) : ModelRegistry.empty(log)
 if (redis) await redis.connect().catch((error) => log.warn({ err: error }, 'Redis is unreachable; rate limits stay per instance until it answers'))
 // With Redis the sensor feed is cluster-wide: shared seqs, history, fan-out and tickets.
-const backend = redis && config.services.has('sensors') ? new RedisFeed(redis, config.redisPrefix) : undefined
+const backend = redis && config.services.has('sensors') ? new RedisFeed(redis, config.redisUrl!, config.redisPrefix) : undefined
 const feed = sensorFeed({
   socketLimits: socketLimitsFor(config),
   backend,

@@ -73,3 +73,23 @@ describe('a dependency goes away and comes back', () => {
     redis.close()
   })
 })
+
+describe('the shared sensor feed goes away', () => {
+  test.skipIf(!needs('redis'))('sockets are closed with 1012 so clients reconnect and resume', async () => {
+    const { startServer, cliKey } = await import('./server')
+    const { TestSocket, wsUrl } = await import('./sensors.helpers')
+    const { tempDir } = await import('./helpers')
+    const { join } = await import('node:path')
+    using proxy = tcpProxy(6379)
+    const databaseUrl = `sqlite:${join(tempDir(), 'app.sqlite')}`
+    const key = await cliKey(databaseUrl, 'pia')
+    const prefix = `test:${crypto.randomUUID().slice(0, 8)}:`
+    await using server = await startServer({ DATABASE_URL: databaseUrl, REDIS_URL: `redis://127.0.0.1:${proxy.port}`, REDIS_PREFIX: prefix })
+    const socket = await TestSocket.open(wsUrl(server.url), { 'x-api-key': key })
+    socket.send({ op: 'subscribe', topic: 'sensors/outage' })
+    expect(await socket.next()).toMatchObject({ op: 'subscribed', topic: 'sensors/outage', recovered: true })
+    proxy.cut()
+    expect((await socket.closed).code).toBe(1012)
+    proxy.restore()
+  })
+})

@@ -2,7 +2,7 @@
 // per topic (a Lua script assigns them), the shared history in a Redis Stream
 // (XADD ids are `<seq>-0`, so XRANGE replays by seq), the last reading per topic
 // in a hash, live fan-out over one pub/sub channel, and one-use tickets.
-import type { RedisClient } from 'bun'
+import { RedisClient } from 'bun'
 import type { Principal } from '../platform/keys'
 import type { Ticket, TicketStore } from './tickets'
 
@@ -38,7 +38,11 @@ export class RedisFeed implements FeedBackend {
   private subscriber: RedisClient | null = null
   private readonly channel: string
 
-  constructor(private readonly redis: RedisClient, private readonly prefix = 'taskmesh:', private readonly historySize = 1000) {
+  /**
+   * `url` opens the live-feed connection; it does not reconnect by itself, so a loss is
+   * noticed at once (the caller closes sockets and listens again).
+   */
+  constructor(private readonly redis: RedisClient, private readonly url: string, private readonly prefix = 'taskmesh:', private readonly historySize = 1000) {
     this.channel = `${prefix}sensors:feed`
   }
 
@@ -80,7 +84,8 @@ export class RedisFeed implements FeedBackend {
   async listen(deliver: (topic: string, epoch: string, seq: number, frame: string) => void, lost: () => void = () => {}): Promise<void> {
     this.close()
     // A subscribed connection can do nothing else: a second one carries the live feed.
-    this.subscriber = await this.redis.duplicate()
+    this.subscriber = new RedisClient(this.url, { autoReconnect: false, connectionTimeout: 2000 })
+    await this.subscriber.connect()
     // Readings published while it is down never reach this instance: its sockets must resubscribe with since.
     this.subscriber.onclose = () => lost()
     await this.subscriber.subscribe(this.channel, (message) => {
