@@ -1,6 +1,6 @@
 // Child processes of the bench: started pinned to a core, found by the "listening" line
 // they print, and always killed — on success, on error, on Ctrl-C and on exit.
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 const children = new Set<Bun.Subprocess>()
 
@@ -73,16 +73,28 @@ const clockTicks = (() => {
 })()
 
 /** utime + stime of a process (all its threads), in seconds; NaN without /proc. */
-export function cpuSeconds(pid: number): number {
+function statFields(pid: number | string): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // The command name may contain spaces; fields after it are space-separated.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // After ")" the first field is #3 (state); utime is #14, stime #15.
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   } catch {
-    return Number.NaN
+    return null
   }
+}
+
+/** CPU seconds of a process and of its live children (a WORKERS primary does no work itself). */
+export function cpuSeconds(pid: number): number {
+  const own = statFields(pid)
+  if (!own) return Number.NaN
+  // After ")" the first field is #3 (state); ppid is #4, utime #14, stime #15.
+  let ticks = Number(own[11]) + Number(own[12])
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    const fields = statFields(entry)
+    if (fields && Number(fields[1]) === pid) ticks += Number(fields[11]) + Number(fields[12])
+  }
+  return ticks / clockTicks
 }
 
 /**
