@@ -42,6 +42,23 @@ export interface TestApp {
   [Symbol.asyncDispose](): Promise<void>
 }
 
+export type RequestInitWith = RequestInit & { key?: string; json?: unknown }
+
+/** Requests to an app in process: `key` becomes X-API-Key, `json` a JSON body. */
+export function inProcess(app: { handle(request: Request): Promise<Response> }) {
+  return (path: string, init: RequestInitWith = {}): Promise<Response> => {
+    const { key, json, ...rest } = init
+    const headers = new Headers(rest.headers)
+    if (key) headers.set('x-api-key', key)
+    let body = rest.body
+    if (json !== undefined) {
+      body = JSON.stringify(json)
+      if (!headers.has('content-type')) headers.set('content-type', 'application/json')
+    }
+    return app.handle(new Request(`http://localhost${path}`, { ...rest, headers, body }))
+  }
+}
+
 let owners = 0
 export const uniqueOwner = () => `owner-${process.pid}-${++owners}`
 
@@ -98,17 +115,7 @@ export async function testApp(env: Record<string, string> = {}): Promise<TestApp
         await client.close()
       }
     },
-    request(path, init = {}) {
-      const { key, json, ...rest } = init
-      const headers = new Headers(rest.headers)
-      if (key) headers.set('x-api-key', key)
-      let body = rest.body
-      if (json !== undefined) {
-        body = JSON.stringify(json)
-        if (!headers.has('content-type')) headers.set('content-type', 'application/json')
-      }
-      return app.handle(new Request(`http://localhost${path}`, { ...rest, headers, body }))
-    },
+    request: inProcess(app),
     async [Symbol.asyncDispose]() {
       registry.close()
       await store.close()

@@ -9,7 +9,7 @@ import { openStore, type Store } from '../src/db'
 import { createKey, DEFAULT_SCOPES, type Scope } from '../src/platform/keys'
 import { createLogger } from '../src/platform/logger'
 import { sensorFeed, type SensorFeed, type SensorFeedOptions } from '../src/sensors'
-import { tempDir, uniqueOwner } from './helpers'
+import { inProcess, tempDir, uniqueOwner } from './helpers'
 
 export interface SensorApp {
   app: ReturnType<typeof createApp>
@@ -36,17 +36,7 @@ export async function sensorApp(options: SensorFeedOptions = {}): Promise<Sensor
     async key(owner = uniqueOwner(), scopes = DEFAULT_SCOPES) {
       return (await createKey(store.keys, owner, scopes)).raw
     },
-    request(path, init = {}) {
-      const { key, json, ...rest } = init
-      const headers = new Headers(rest.headers)
-      if (key) headers.set('x-api-key', key)
-      let body = rest.body
-      if (json !== undefined) {
-        body = JSON.stringify(json)
-        if (!headers.has('content-type')) headers.set('content-type', 'application/json')
-      }
-      return app.handle(new Request(`http://localhost${path}`, { ...rest, headers, body }))
-    },
+    request: inProcess(app),
     listen() {
       if (!url) {
         app.listen({ port: 0, hostname: '127.0.0.1' })
