@@ -3,7 +3,7 @@
 import { Elysia, t } from 'elysia'
 import { auth } from '../platform/auth'
 import { setBodyLimit } from '../platform/body'
-import { HttpError, problemResponses } from '../platform/errors'
+import { errorResponses, HttpError, problemResponses } from '../platform/errors'
 import type { KeyStore } from '../platform/keys'
 import type { Telemetry } from '../platform/observability'
 import { InferenceModel, KServeModel, MAX_ROWS } from './model'
@@ -25,9 +25,7 @@ setBodyLimit('/v1/models/:name/predict', BATCH_BODY_LIMIT)
 setBodyLimit('/v2/models/:name/infer', BATCH_BODY_LIMIT)
 
 /** Response schemas of the /v2 error statuses: the protocol's `{ "error" }`, not problem+json. */
-function v2Errors<const C extends number>(...codes: C[]): Record<C, typeof KServeModel.error> {
-  return Object.fromEntries(codes.map((code) => [code, KServeModel.error])) as Record<C, typeof KServeModel.error>
-}
+const v2Errors = <const C extends number>(...codes: C[]) => errorResponses(KServeModel.error, ...codes)
 
 export function inference({ registry, keys, telemetry, accepting = () => true }: InferenceDeps) {
   const service = new InferenceService(registry, new InferenceMetrics(telemetry, registry))

@@ -78,7 +78,12 @@ export const invalid = (field: string, message: string) =>
 
 /** Response schemas for the problem statuses a route can answer with, for OpenAPI and Eden. */
 export function problemResponses<const C extends number>(...codes: C[]): Record<C, typeof ProblemSchema> {
-  return Object.fromEntries(codes.map((code) => [code, ProblemSchema])) as Record<C, typeof ProblemSchema>
+  return errorResponses(ProblemSchema, ...codes)
+}
+
+/** The same error schema for each of `codes` (problem+json, or a protocol's own error shape). */
+export function errorResponses<S, const C extends number>(schema: S, ...codes: C[]): Record<C, S> {
+  return Object.fromEntries(codes.map((code) => [code, schema])) as Record<C, S>
 }
 
 // Bun's SQL and Redis clients name lost or refused connections with these codes.

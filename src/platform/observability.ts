@@ -38,21 +38,8 @@ export class Telemetry {
 
 const started = new WeakMap<Request, number>()
 
-type Child = { requests: { inc(): void }; duration: { observe(value: number): void } }
-
 export function observability(telemetry: Telemetry, log: Logger, principalKeyId: (request: Request) => string | undefined) {
   const access = accessLog(log)
-  // prom-client hashes a label object on every call; the handles per label set are kept instead.
-  const children = new Map<string, Child>()
-  const child = (method: string, route: string, status: string): Child => {
-    const key = `${method} ${route} ${status}`
-    let found = children.get(key)
-    if (!found) {
-      found = { requests: telemetry.requests.labels(method, route, status), duration: telemetry.duration.labels(method, route, status) }
-      children.set(key, found)
-    }
-    return found
-  }
   return new Elysia({ name: 'platform/observability' })
     .onRequest(({ request }) => {
       started.set(request, performance.now())
@@ -65,9 +52,9 @@ export function observability(telemetry: Telemetry, log: Logger, principalKeyId:
       const status = typeof set.status === 'number' ? set.status : 200
       const template = route || 'unmatched'
       telemetry.inFlight.dec()
-      const handles = child(request.method, template, String(status))
-      handles.requests.inc()
-      handles.duration.observe(seconds)
+      const labels = { method: request.method, route: template, status: String(status) }
+      telemetry.requests.inc(labels)
+      telemetry.duration.observe(labels, seconds)
       access?.({
         requestId: set.headers['x-request-id'] as string | undefined, method: request.method, route: template, path,
         status, durationMs: Math.round(seconds * 1e5) / 100, keyId: principalKeyId(request),
