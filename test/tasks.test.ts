@@ -153,7 +153,7 @@ describe('Idempotency-Key', () => {
     const key = await t.key()
     const response = await t.request('/v1/tasks', { method: 'POST', key, headers: { 'idempotency-key': 'x'.repeat(256) }, json: { title: 'a' } })
     expect(response.status).toBe(422)
-    expect((await problemOf(response)).errors?.[0]?.field).toBe('headers.idempotency-key')
+    expect((await problemOf(response)).errors?.[0]?.field).toBe('header.idempotency-key')
   })
 })
 

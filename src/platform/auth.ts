@@ -57,13 +57,13 @@ export async function authenticate(keys: KeyStore, request: Request, scope: Scop
   const principal = await principalOf(keys, request)
   if (!principal) {
     if (!presentedKey(request.headers)) {
-      throw new HttpError(401, 'an API key is required (X-API-Key or Authorization: Bearer)', { 'www-authenticate': realm })
+      throw new HttpError(401, 'an API key is required (X-API-Key or Authorization: Bearer)', { headers: { 'www-authenticate': realm } })
     }
-    throw new HttpError(401, 'the API key is invalid or revoked', { 'www-authenticate': `${realm}, error="invalid_token"` })
+    throw new HttpError(401, 'the API key is invalid or revoked', { headers: { 'www-authenticate': `${realm}, error="invalid_token"` } })
   }
   if (!hasScope(principal, scope)) {
     throw new HttpError(403, `the API key lacks the scope ${scope}`, {
-      'www-authenticate': `${realm}, error="insufficient_scope", scope="${scope}"`,
+      headers: { 'www-authenticate': `${realm}, error="insufficient_scope", scope="${scope}"` },
     })
   }
   return principal

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { t } from 'elysia'
 
 export interface FieldError {
-  /** JSON Pointer-ish location: `body.title`, `query.limit`, `header.if-match`. */
+  /** JSON Pointer-ish location: `body.title`, `query.limit`, `header.if-match` (one location word each: body, query, params, header). */
   field: string
   message: string
 }
@@ -36,23 +36,33 @@ const titles: Record<number, string> = {
   414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
+  426: 'Upgrade Required',
   428: 'Precondition Required',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 }
 
+export interface HttpErrorOptions {
+  /** Response headers that go with the problem (`WWW-Authenticate`, `Retry-After`, …). */
+  headers?: Record<string, string>
+  /** The fields at fault, for validation problems. */
+  errors?: FieldError[]
+  /** Extension members (RFC 9457 §3.2) added to the problem. */
+  extensions?: Record<string, unknown>
+}
+
 /** An error a service throws to answer with a problem; never logged as a fault. */
 export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly detail: string,
-    readonly headers: Record<string, string> = {},
-    readonly errors?: FieldError[],
-    /** Extension members (RFC 9457 §3.2) added to the problem. */
-    readonly extensions: Record<string, unknown> = {},
-  ) {
+  readonly headers: Record<string, string>
+  readonly errors: FieldError[] | undefined
+  readonly extensions: Record<string, unknown>
+
+  constructor(readonly status: number, readonly detail: string, { headers = {}, errors, extensions = {} }: HttpErrorOptions = {}) {
     super(detail)
+    this.headers = headers
+    this.errors = errors
+    this.extensions = extensions
   }
 
   problem(): Problem {
@@ -74,7 +84,7 @@ export function problem(status: number, detail: string, errors?: FieldError[]): 
 }
 
 export const invalid = (field: string, message: string) =>
-  new HttpError(422, `${field}: ${message}`, {}, [{ field, message }])
+  new HttpError(422, `${field}: ${message}`, { errors: [{ field, message }] })
 
 /** Response schemas for the problem statuses a route can answer with, for OpenAPI and Eden. */
 export function problemResponses<const C extends number>(...codes: C[]): Record<C, typeof ProblemSchema> {

@@ -21,7 +21,7 @@ export function health(checks: ReadinessCheck[]) {
       const report = Object.fromEntries(results)
       if (failing.length === 0) return { status: 'ok' as const, checks: report }
       // Not ready is a problem like any other, with the checks as an extension member.
-      throw new HttpError(503, `not ready: ${failing.join(', ')}`, { 'retry-after': '1' }, undefined, { checks: report })
+      throw new HttpError(503, `not ready: ${failing.join(', ')}`, { headers: { 'retry-after': '1' }, extensions: { checks: report } })
     }, {
       response: { 200: t.Object({ status: t.Literal('ok'), checks: Checks }), 503: t.Composite([ProblemSchema, t.Object({ checks: Checks })]) },
       detail: { summary: 'Readiness: 200 when every dependency answers, else 503' },

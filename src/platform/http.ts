@@ -22,6 +22,9 @@ interface SchemaLike {
   error?: unknown
 }
 
+/** Field locations are one word each, as in `body.title`, `query.limit`, `header.if-match`. */
+export const locationOf = (type: string) => (type === 'headers' ? 'header' : type)
+
 function fieldErrors(error: ValidationError, locate: (schema: SchemaLike | undefined) => string | null): FieldError[] {
   const seen = new Set<string>()
   const errors: FieldError[] = []
@@ -30,7 +33,7 @@ function fieldErrors(error: ValidationError, locate: (schema: SchemaLike | undef
     const path = 'path' in issue && typeof issue.path === 'string' ? issue.path : ''
     const field = error.type === 'property'
       ? locate(schema) ?? 'request'
-      : [error.type, ...path.split('/').filter(Boolean)].join('.')
+      : [locationOf(error.type), ...path.split('/').filter(Boolean)].join('.')
     if (seen.has(field)) continue
     seen.add(field)
     // A schema's own `error` text reads better than TypeBox's generic one.

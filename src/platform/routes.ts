@@ -26,7 +26,7 @@ export class RouteTable {
       byPath.set(path, methods)
       const located = (['params', 'query', 'headers'] as const)
         .filter((location) => hooks?.[location])
-        .map((location) => [location, hooks![location] as ObjectSchema] as [string, ObjectSchema])
+        .map((location) => [location === 'headers' ? 'header' : location, hooks![location] as ObjectSchema] as [string, ObjectSchema])
       this.schemas.set(`${verb} ${path}`, located)
     }
     this.patterns = [...byPath].map(([path, methods]) => ({ regex: toRegex(path), methods }))

@@ -89,7 +89,7 @@ async function socketPrincipal(keys: KeyStore, tickets: TicketStore, request: Re
   const principal = await tickets.redeem(ticket)
   if (!principal) {
     throw new HttpError(401, 'the ticket is unknown, expired or already used; get a new one with POST /v1/sensors/tickets', {
-      'www-authenticate': `${realm}, error="invalid_token"`,
+      headers: { 'www-authenticate': `${realm}, error="invalid_token"` },
     })
   }
   return principal
@@ -119,7 +119,7 @@ export function sensors({ feed, keys, accepting = () => true, origins = [] }: Se
         // resolve runs once per upgrade (a WS route's beforeHandle runs twice, which would spend the ticket).
         async resolve({ request, query, server }) {
           if (!enabled) return { socketPrincipal: null as Principal | null }
-          if (!accepting() || !hub.accepting) throw new HttpError(503, 'the server is shutting down; reconnect shortly', { 'retry-after': '1' })
+          if (!accepting() || !hub.accepting) throw new HttpError(503, 'the server is shutting down; reconnect shortly', { headers: { 'retry-after': '1' } })
           const principal = await socketPrincipal(keys, tickets, request, (query as { ticket?: string }).ticket)
           checkOrigin(request, origins)
           hub.attach(server)
@@ -173,7 +173,7 @@ export function sensors({ feed, keys, accepting = () => true, origins = [] }: Se
     })
     // Without `Upgrade: websocket` the request lands here rather than on the socket route.
     .get('/ws', () => {
-      throw new HttpError(426, 'GET /v1/sensors/ws opens a WebSocket: send Upgrade: websocket', { upgrade: 'websocket', connection: 'Upgrade' }, undefined, { title: 'Upgrade Required' })
+      throw new HttpError(426, 'GET /v1/sensors/ws opens a WebSocket: send Upgrade: websocket', { headers: { upgrade: 'websocket', connection: 'Upgrade' } })
     }, {
       query: SensorModel.socketQuery,
       response: { 101: t.Void({ description: 'Switching Protocols: the socket is open' }), ...socketProblems },
