@@ -1,0 +1,22 @@
+// What a route declares about itself for the platform, beside `auth`: its rate-limit group and
+// its body limit (`{ auth: 'tasks:write', rateGroup: 'tasks', bodyLimit: 16 * 1024 }`). They are
+// declarations, not hooks: the platform reads them from the route table once at start (see
+// routes.ts), so the limiter and the body reader know a route's settings before anything of the
+// request is read, and no feature path is ever named here.
+import { Elysia } from 'elysia'
+import type { RateGroup } from '../config'
+
+/** A macro that only declares: returning no hook keeps the value on the route's hooks, where RouteTable finds it. */
+const declare = <T>() => (_value: T) => ({})
+
+export const routeOptions = new Elysia({ name: 'platform/route-options' }).macro({
+  /** The scope group whose rate limit (RATE_LIMIT_<GROUP>) applies to the route. */
+  rateGroup: declare<RateGroup>(),
+  /** Largest request body the route accepts, in bytes, instead of the service-wide limit. */
+  bodyLimit: declare<number>(),
+})
+
+export interface RouteOptions {
+  rateGroup?: RateGroup
+  bodyLimit?: number
+}
