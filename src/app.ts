@@ -2,12 +2,12 @@
 import { Elysia, type AnyElysia } from 'elysia'
 import type { Config, Service } from './config'
 import type { Store } from './db'
-import { inference } from './inference'
+import { inference, kserveErrors } from './inference'
 import { ModelRegistry } from './inference/registry'
 import { keyIdOf } from './platform/auth'
 import { docs } from './platform/docs'
 import { gateway } from './platform/gateway'
-import { health } from './platform/health'
+import { health, Readiness } from './platform/health'
 import { http } from './platform/http'
 import { Lifecycle } from './platform/lifecycle'
 import type { Logger } from './platform/logger'
@@ -44,15 +44,14 @@ export function createApp({ config, store, log, limiter = new MemoryLimiter(), t
   telemetry.total('sensor_messages_rate_limited_total', 'Socket messages refused by the per-connection rate limit', () => hub.rateLimited)
   // Bun's WebSocket limits are per server, so they live on the root app.
   const app = new Elysia({ normalize: false, websocket: websocketSettings(feed.hub) })
-    .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle }))
+    .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle, renderers: [kserveErrors] }))
     .use(observability(telemetry, log, keyIdOf))
     .use(gateway({ config, keys: store.keys, limiter, telemetry }))
     .use(docs())
-    .use(health([
-      { name: 'database', check: () => store.ping() },
-      { name: 'accepting', check: () => lifecycle.accepting },
-      { name: 'models', check: () => registry.ready },
-    ]))
+    .use(health(new Readiness()
+      .add('database', () => store.ping())
+      .add('accepting', () => lifecycle.accepting)
+      .add('models', () => registry.ready)))
     .use(serving(config, 'tasks', () => tasks(store.tasks, store.keys)))
     .use(serving(config, 'inference', () => inference({ registry, keys: store.keys, telemetry, accepting: () => lifecycle.accepting })))
     .use(serving(config, 'sensors', () => sensors({ feed, keys: store.keys, accepting: () => lifecycle.accepting, origins: config.corsOrigins })))

@@ -1,9 +1,10 @@
 // Routes of /v1/models, /v1/predict and the Open Inference Protocol (KServe v2) under /v2:
-// thin handlers over InferenceService. Errors under /v2 are rendered `{ "error" }` by platform/http.
+// thin handlers over InferenceService. Errors under /v2 take the protocol's shape (kserveErrors).
 import { Elysia, t } from 'elysia'
 import { auth } from '../platform/auth'
 import { setBodyLimit } from '../platform/body'
 import { errorResponses, HttpError, problemResponses } from '../platform/errors'
+import type { ErrorRenderer } from '../platform/http'
 import type { KeyStore } from '../platform/keys'
 import type { Telemetry } from '../platform/observability'
 import { InferenceModel, KServeModel, MAX_ROWS } from './model'
@@ -23,6 +24,12 @@ export interface InferenceDeps {
 const BATCH_BODY_LIMIT = 8 * 1024 * 1024
 setBodyLimit('/v1/models/:name/predict', BATCH_BODY_LIMIT)
 setBodyLimit('/v2/models/:name/infer', BATCH_BODY_LIMIT)
+
+/** Under /v2 errors take the Open Inference Protocol's shape, `{ "error": "…" }`, not problem+json. */
+export const kserveErrors: ErrorRenderer = {
+  prefix: '/v2',
+  render: (problem) => ({ body: JSON.stringify({ error: problem.detail }), contentType: 'application/json' }),
+}
 
 /** Response schemas of the /v2 error statuses: the protocol's `{ "error" }`, not problem+json. */
 const v2Errors = <const C extends number>(...codes: C[]) => errorResponses(KServeModel.error, ...codes)

@@ -9,7 +9,17 @@ export interface ReadinessCheck {
 
 const Checks = t.Record(t.String(), t.Boolean())
 
-export function health(checks: ReadinessCheck[]) {
+/** The checks /readyz runs; the composition and each feature add their own. */
+export class Readiness {
+  readonly checks: ReadinessCheck[] = []
+
+  add(name: string, check: () => boolean | Promise<boolean>): this {
+    this.checks.push({ name, check })
+    return this
+  }
+}
+
+export function health({ checks }: Readiness) {
   return new Elysia({ name: 'platform/health', tags: ['health'] })
     .get('/healthz', () => ({ status: 'ok' as const }), {
       response: { 200: t.Object({ status: t.Literal('ok') }) },

@@ -1,6 +1,6 @@
 // Cross-cutting HTTP behaviour: request ids, strict JSON bodies, and the one
-// error handler that turns every failure into problem+json (or, under /v2, the
-// Open Inference Protocol's `{ "error" }`).
+// error handler that turns every failure into problem+json, or into the error shape
+// of a protocol a feature speaks under its own prefix (an ErrorRenderer it hands in).
 import { Elysia, ValidationError } from 'elysia'
 import { bodyLimitFor, readJson } from './body'
 import { HttpError, isUnavailable, problem, type FieldError, type Problem } from './errors'
@@ -11,8 +11,17 @@ import type { RouteTable } from './routes'
 const saneRequestId = /^[\w.:@/+=-]{1,128}$/
 const bodyless = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS'])
 
+/** How errors look under one path prefix whose protocol has its own error shape. */
+export interface ErrorRenderer {
+  /** Requests whose path is the prefix or starts with it followed by `/`. */
+  prefix: string
+  render(problem: Problem): { body: string; contentType: string }
+}
+
 interface HttpOptions {
   bodyLimit: number
+  /** Error shapes other than problem+json, by path prefix. */
+  renderers?: readonly ErrorRenderer[]
   lifecycle: Lifecycle
   routes: RouteTable
   log: Logger
@@ -73,19 +82,26 @@ function classify(code: string | number, error: unknown, path: string, route: st
 
 type SetHeaders = Record<string, string | number | undefined>
 
-function render(body: Problem, path: string, headers: Record<string, string>, already: SetHeaders): Response {
-  // The Open Inference Protocol has its own error shape.
-  const v2 = path === '/v2' || path.startsWith('/v2/')
-  const json = v2 ? JSON.stringify({ error: body.detail }) : JSON.stringify(body)
+const problemJson = (body: Problem) => ({ body: JSON.stringify(body), contentType: 'application/problem+json' })
+
+function rendererFor(path: string, renderers: readonly ErrorRenderer[]): ErrorRenderer['render'] {
+  for (const { prefix, render } of renderers) {
+    if (path === prefix || (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47)) return render
+  }
+  return problemJson
+}
+
+function respond(problem: Problem, render: ErrorRenderer['render'], headers: Record<string, string>, already: SetHeaders): Response {
+  const { body, contentType } = render(problem)
   const merged = new Headers()
   // Headers set before the failure (request id, rate limit, security) still apply.
   for (const [name, value] of Object.entries(already)) if (value !== undefined && name !== 'content-type') merged.set(name, String(value))
   for (const [name, value] of Object.entries(headers)) merged.set(name, value)
-  merged.set('content-type', v2 ? 'application/json' : 'application/problem+json')
-  return new Response(json, { status: body.status, headers: merged })
+  merged.set('content-type', contentType)
+  return new Response(body, { status: problem.status, headers: merged })
 }
 
-export function http({ bodyLimit, routes, log, lifecycle }: HttpOptions) {
+export function http({ bodyLimit, routes, log, lifecycle, renderers = [] }: HttpOptions) {
   return new Elysia({ name: 'platform/http' })
     .error({ HttpError })
     .onRequest(({ request, set }) => {
@@ -105,10 +121,10 @@ export function http({ bodyLimit, routes, log, lifecycle }: HttpOptions) {
       // set.status is what the access log and metrics read after the response.
       if (known) {
         set.status = known.body.status
-        return render(known.body, path, known.headers, set.headers as SetHeaders)
+        return respond(known.body, rendererFor(path, renderers), known.headers, set.headers as SetHeaders)
       }
       set.status = 500
       log.error({ err: error, requestId: set.headers['x-request-id'], method: request.method, path }, 'unhandled error')
-      return render(problem(500, 'the server failed to handle the request'), path, {}, set.headers as SetHeaders)
+      return respond(problem(500, 'the server failed to handle the request'), rendererFor(path, renderers), {}, set.headers as SetHeaders)
     })
 }
