@@ -1,10 +1,11 @@
-// Composes the feature plugins into one service. `App` is what Eden imports.
+// Composes the service: the platform plugins, then each feature built from what it needs
+// (its store from the database connection, the credentials, telemetry, lifecycle). `App` is what Eden imports.
 import { Elysia, type AnyElysia } from 'elysia'
 import type { Config, Service } from './config'
-import type { Store } from './db'
+import type { Database } from './db'
 import { inference, kserveErrors } from './inference'
 import { ModelRegistry } from './inference/registry'
-import { keyIdOf } from './platform/auth'
+import { Credentials } from './platform/auth'
 import { docs } from './platform/docs'
 import { gateway } from './platform/gateway'
 import { health, Readiness } from './platform/health'
@@ -15,12 +16,19 @@ import { observability, Telemetry } from './platform/observability'
 import { MemoryLimiter, type Limiter } from './platform/ratelimit'
 import { RouteTable } from './platform/routes'
 import { sensorFeed, sensors, websocketSettings, type SensorFeed } from './sensors'
+import type { KeyStore } from './platform/keys'
+import { keyStore } from './platform/keys/store'
 import { tasks } from './tasks'
+import { taskStore } from './tasks/store'
 
 export interface AppDeps {
   config: Config
-  store: Store
+  database: Database
   log: Logger
+  /** The API keys; built from the database unless given (tests keep theirs to create keys). */
+  keys?: KeyStore
+  /** Verifies presented keys against `keys` (with its cache); a fresh one unless given. */
+  credentials?: Credentials
   /** Rate-limit buckets: in memory unless given (Redis when REDIS_URL is set). */
   limiter?: Limiter
   telemetry?: Telemetry
@@ -32,9 +40,9 @@ export interface AppDeps {
   sensors?: SensorFeed
 }
 
-export function createApp({ config, store, log, limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry = ModelRegistry.empty(log), sensors: feed = sensorFeed() }: AppDeps) {
+export function createApp({ config, database, log, keys = keyStore(database), credentials = new Credentials(keys), limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry = ModelRegistry.empty(log), sensors: feed = sensorFeed() }: AppDeps) {
   const routes = new RouteTable()
-  for (const [name, { help }] of Object.entries(store.stats())) telemetry.gauge(name, help, () => store.stats()[name]?.value ?? 0)
+  for (const [name, { help }] of Object.entries(database.stats())) telemetry.gauge(name, help, () => database.stats()[name]?.value ?? 0)
   const hub = feed.hub
   telemetry.gauge('sensor_ws_connections', 'Open sensor WebSocket connections', () => hub.connections)
   telemetry.gauge('sensor_topics', 'Sensor topics with a history kept', () => hub.topics)
@@ -45,16 +53,16 @@ export function createApp({ config, store, log, limiter = new MemoryLimiter(), t
   // Bun's WebSocket limits are per server, so they live on the root app.
   const app = new Elysia({ normalize: false, websocket: websocketSettings(feed.hub) })
     .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle, renderers: [kserveErrors] }))
-    .use(observability(telemetry, log, keyIdOf))
-    .use(gateway({ config, keys: store.keys, limiter, telemetry }))
+    .use(observability(telemetry, log, (request) => credentials.keyIdOf(request)))
+    .use(gateway({ config, credentials, limiter, telemetry, routes }))
     .use(docs())
     .use(health(new Readiness()
-      .add('database', () => store.ping())
+      .add('database', () => database.ping())
       .add('accepting', () => lifecycle.accepting)
       .add('models', () => registry.ready)))
-    .use(serving(config, 'tasks', () => tasks(store.tasks, store.keys)))
-    .use(serving(config, 'inference', () => inference({ registry, keys: store.keys, telemetry, accepting: () => lifecycle.accepting })))
-    .use(serving(config, 'sensors', () => sensors({ feed, keys: store.keys, accepting: () => lifecycle.accepting, origins: config.corsOrigins })))
+    .use(serving(config, 'tasks', () => tasks(taskStore(database), credentials)))
+    .use(serving(config, 'inference', () => inference({ registry, keys: credentials, telemetry, accepting: () => lifecycle.accepting })))
+    .use(serving(config, 'sensors', () => sensors({ feed, keys: credentials, accepting: () => lifecycle.accepting, origins: config.corsOrigins })))
   routes.load(app.routes)
   return app
 }

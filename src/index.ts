@@ -3,9 +3,9 @@
 // `taskmesh healthcheck` probes a running instance.
 import { RedisClient } from 'bun'
 import { createApp } from './app'
-import { runPrimary } from './cluster'
+import { runPrimary } from './workers'
 import { ConfigError, loadConfig, type Config } from './config'
-import { openStore } from './db'
+import { openDatabase } from './db'
 import { ModelRegistry } from './inference/registry'
 import { Lifecycle } from './platform/lifecycle'
 import { createLogger, flushLog } from './platform/logger'
@@ -38,12 +38,12 @@ if (process.argv[2] === 'healthcheck') {
 }
 
 if (config.workers > 1 && config.workerId === null) {
-  await runPrimary(config, async () => (await openStore(config.databaseUrl)).close())
+  await runPrimary(config, async () => (await openDatabase(config.databaseUrl)).close())
 }
 
 let stopping = false
 const log = createLogger(config.logLevel, config.workerId === null ? {} : { worker: config.workerId })
-const store = await openStore(config.databaseUrl)
+const database = await openDatabase(config.databaseUrl)
 const lifecycle = new Lifecycle()
 const redis = config.redisUrl ? new RedisClient(config.redisUrl, redisOptions) : null
 // An instance that does not serve predictions loads no models (and is ready without them).
@@ -75,14 +75,14 @@ if (backend) {
 }
 const app = createApp({
   config,
-  store,
+  database,
   log,
   lifecycle,
   limiter: redis ? new RedisLimiter(redis, `${config.redisPrefix}rl:`) : new MemoryLimiter(),
   registry,
   sensors: feed,
 })
-lifecycle.onShutdown(() => store.close())
+lifecycle.onShutdown(() => database.close())
 if (redis) lifecycle.onShutdown(() => redis.close())
 lifecycle.onShutdown(() => registry.close())
 if (redis && config.services.has('inference')) {

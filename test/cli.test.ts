@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { openStore } from '../src/db'
+import { openDatabase } from '../src/db'
+import { keyStore } from '../src/platform/keys/store'
 import { verifyKey } from '../src/platform/keys'
 import { tempDir } from './helpers'
 
@@ -21,8 +22,8 @@ describe('bun run keys', () => {
     expect(raw).toMatch(/^tm_[A-Za-z0-9]{8}_[A-Za-z0-9]{32,}$/)
     const prefix = raw.split('_').slice(0, 2).join('_')
 
-    const store = await openStore(databaseUrl)
-    const principal = await verifyKey(store.keys, raw)
+    const database = await openDatabase(databaseUrl)
+    const principal = await verifyKey(keyStore(database), raw)
     expect(principal).toEqual({ keyId: prefix.slice(3), owner: 'ivy', scopes: new Set(['tasks:read', 'predict']) })
 
     const listed = await run(['list', 'ivy'], { DATABASE_URL: databaseUrl })
@@ -33,19 +34,19 @@ describe('bun run keys', () => {
 
     const revoked = await run(['revoke', prefix], { DATABASE_URL: databaseUrl })
     expect(revoked.code).toBe(0)
-    expect(await verifyKey(store.keys, raw)).toBeNull()
+    expect(await verifyKey(keyStore(database), raw)).toBeNull()
     expect((await run(['list', 'ivy'], { DATABASE_URL: databaseUrl })).stdout).toContain('revoked')
     expect((await run(['revoke', prefix], { DATABASE_URL: databaseUrl })).code).toBe(1)
-    await store.close()
+    await database.close()
   })
 
   test('default scopes are the five non-admin scopes', async () => {
     const databaseUrl = `sqlite:${join(tempDir(), 'app.sqlite')}`
     const created = await run(['create', 'jay'], { DATABASE_URL: databaseUrl })
-    const store = await openStore(databaseUrl)
-    const principal = await verifyKey(store.keys, created.stdout.trim().split('\n').at(-1)!)
+    const database = await openDatabase(databaseUrl)
+    const principal = await verifyKey(keyStore(database), created.stdout.trim().split('\n').at(-1)!)
     expect(principal?.scopes).toEqual(new Set(['tasks:read', 'tasks:write', 'sensors:read', 'sensors:write', 'predict']))
-    await store.close()
+    await database.close()
   })
 
   test('bad input exits non-zero with a clear message', async () => {

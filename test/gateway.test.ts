@@ -9,7 +9,7 @@ import { needs, problemOf, testApp, type TestApp } from './helpers'
 async function limitedApp(env: Record<string, string>, limiter: Limiter) {
   const t = await testApp()
   const config = loadConfig({ DATABASE_URL: t.config.databaseUrl, ...env })
-  const app = createApp({ config, store: t.store, log: createLogger('silent'), limiter })
+  const app = createApp({ config, database: t.database, keys: t.keys, log: createLogger('silent'), limiter })
   const get = (key: string, path = '/v1/tasks') => app.handle(new Request(`http://localhost${path}`, { headers: { 'x-api-key': key } }))
   return { t, app, get }
 }
@@ -79,7 +79,7 @@ describe('rate limiting', () => {
     await using _ = t
     const key = await t.key()
     const config = loadConfig({ DATABASE_URL: t.config.databaseUrl, RATE_LIMIT: '1/4' })
-    const other = createApp({ config, store: t.store, log: createLogger('silent'), limiter: new RedisLimiter(redis, prefix, () => now) })
+    const other = createApp({ config, database: t.database, keys: t.keys, log: createLogger('silent'), limiter: new RedisLimiter(redis, prefix, () => now) })
     const getOther = () => other.handle(new Request('http://localhost/v1/tasks', { headers: { 'x-api-key': key } }))
     const statuses = [await one.get(key), await getOther(), await one.get(key), await getOther(), await one.get(key), await getOther()]
       .map((r) => r.status)

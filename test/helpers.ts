@@ -7,9 +7,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createApp } from '../src/app'
 import { loadConfig, type Config } from '../src/config'
-import { openStore, type Store } from '../src/db'
+import { openDatabase, type Database as Connection } from '../src/db'
 import { ModelRegistry } from '../src/inference/registry'
-import { createKey, DEFAULT_SCOPES, type Scope } from '../src/platform/keys'
+import { createKey, DEFAULT_SCOPES, type KeyStore, type Scope } from '../src/platform/keys'
+import { keyStore } from '../src/platform/keys/store'
 import { createLogger } from '../src/platform/logger'
 
 export function tempDir(prefix = 'taskmesh-test-'): string {
@@ -29,7 +30,9 @@ export function copyModels(dir: string): string {
 
 export interface TestApp {
   app: ReturnType<typeof createApp>
-  store: Store
+  database: Connection
+  /** The key store the app verifies against. */
+  keys: KeyStore
   config: Config
   dir: string
   /** Loaded from a private copy of test/fixtures/models (or from MODELS_DIR when given). */
@@ -83,21 +86,23 @@ export const postgresBase = process.env.TEST_POSTGRES_URL ?? 'postgres://postgre
 
 export async function testApp(env: Record<string, string> = {}): Promise<TestApp> {
   const dir = tempDir()
-  const database = await testDatabase(dir)
-  const config = loadConfig({ DATABASE_URL: database.url, SIMULATOR: 'off', RATE_LIMIT: 'off', MODELS_DIR: join(dir, 'models'), ...env })
+  const scratch = await testDatabase(dir)
+  const config = loadConfig({ DATABASE_URL: scratch.url, SIMULATOR: 'off', RATE_LIMIT: 'off', MODELS_DIR: join(dir, 'models'), ...env })
   if (env.MODELS_DIR === undefined) copyModels(config.modelsDir)
-  const store = await openStore(config.databaseUrl)
+  const database = await openDatabase(config.databaseUrl)
+  const keys = keyStore(database)
   const registry = new ModelRegistry({ dir: config.modelsDir, log: createLogger('silent') })
   await registry.load()
-  const app = createApp({ config, store, log: createLogger('silent'), registry })
+  const app = createApp({ config, database, keys, log: createLogger('silent'), registry })
   return {
     app,
-    store,
+    database,
+    keys,
     config,
     dir,
     registry,
     async key(owner = uniqueOwner(), scopes = DEFAULT_SCOPES) {
-      return (await createKey(store.keys, owner, scopes)).raw
+      return (await createKey(keys, owner, scopes)).raw
     },
     async sql(query) {
       if (config.databaseUrl.startsWith('sqlite:')) {
@@ -118,8 +123,8 @@ export async function testApp(env: Record<string, string> = {}): Promise<TestApp
     request: inProcess(app),
     async [Symbol.asyncDispose]() {
       registry.close()
-      await store.close()
-      await database.drop()
+      await database.close()
+      await scratch.drop()
       rmSync(dir, { recursive: true, force: true })
     },
   }

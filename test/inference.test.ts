@@ -332,7 +332,7 @@ describe('readiness', () => {
   test('/readyz and /v2/health/ready are 503 until the models are loaded', async () => {
     await using t = await testApp()
     const registry = new ModelRegistry({ dir: t.config.modelsDir, log: createLogger('silent') })
-    const app = createApp({ config: t.config, store: t.store, log: createLogger('silent'), registry })
+    const app = createApp({ config: t.config, database: t.database, keys: t.keys, log: createLogger('silent'), registry })
     const get = (path: string) => app.handle(new Request(`http://localhost${path}`))
 
     const before = await get('/readyz')

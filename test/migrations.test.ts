@@ -16,8 +16,8 @@ describe('migrations', () => {
   })
 
   test.each([
-    ['sqlite', 'sqlite', 'src/db/schema.ts'],
-    ['pg', 'postgresql', 'src/db/schema.pg.ts'],
+    ['sqlite', 'sqlite', 'src/**/schema.ts'],
+    ['pg', 'postgresql', 'src/**/schema.pg.ts'],
   ] as const)('the %s schema has no change that a migration does not carry', async (folder, dialect, schema) => {
     // drizzle-kit wants a relative output folder: work on a copy in a scratch directory.
     const dir = tempDir()
@@ -37,8 +37,8 @@ describe('dialects in step', () => {
   test('SQLite and PostgreSQL schemas have the same tables, columns, nullability and indexes', async () => {
     const { getTableConfig: sqliteConfig } = await import('drizzle-orm/sqlite-core')
     const { getTableConfig: pgConfig } = await import('drizzle-orm/pg-core')
-    const sqlite = await import('../src/db/schema')
-    const pg = await import('../src/db/schema.pg')
+    const sqlite = { ...(await import('../src/tasks/schema')), ...(await import('../src/platform/keys/schema')) }
+    const pg = { ...(await import('../src/tasks/schema.pg')), ...(await import('../src/platform/keys/schema.pg')) }
     type Shape = { name: string; columns: string[]; indexes: string[]; primaryKeys: string[] }
     const shape = (config: { name: string; columns: Array<{ name: string; notNull: boolean; primary: boolean }>; indexes: Array<{ config: { name: string; columns: unknown[] } }>; primaryKeys: Array<{ columns: Array<{ name: string }> }> }): Shape => ({
       name: config.name,

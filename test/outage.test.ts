@@ -2,7 +2,8 @@ import { describe, expect, test } from 'bun:test'
 import { RedisClient, SQL } from 'bun'
 import { createApp } from '../src/app'
 import { loadConfig } from '../src/config'
-import { openStore } from '../src/db'
+import { openDatabase } from '../src/db'
+import { keyStore } from '../src/platform/keys/store'
 import { createKey } from '../src/platform/keys'
 import { createLogger } from '../src/platform/logger'
 import { RedisLimiter, redisOptions } from '../src/platform/ratelimit'
@@ -17,10 +18,11 @@ describe('a dependency goes away and comes back', () => {
     const upstream = new URL(postgresBase)
     using proxy = tcpProxy(Number(upstream.port || 5432), upstream.hostname)
     const url = `postgres://${upstream.username}@127.0.0.1:${proxy.port}/${name}`
-    const store = await openStore(url)
+    const database = await openDatabase(url)
+    const keys = keyStore(database)
     try {
-      const app = createApp({ config: loadConfig({ DATABASE_URL: url, RATE_LIMIT: 'off' }), store, log: createLogger('silent') })
-      const { raw: key } = await createKey(store.keys, 'uma', ['tasks:read', 'tasks:write'])
+      const app = createApp({ config: loadConfig({ DATABASE_URL: url, RATE_LIMIT: 'off' }), database, keys, log: createLogger('silent') })
+      const { raw: key } = await createKey(keys, 'uma', ['tasks:read', 'tasks:write'])
       const list = () => app.handle(new Request('http://localhost/v1/tasks', { headers: { 'x-api-key': key } }))
       expect((await list()).status).toBe(200)
 
@@ -44,7 +46,7 @@ describe('a dependency goes away and comes back', () => {
       expect(status).toBe(200)
       expect((await app.handle(new Request('http://localhost/readyz'))).status).toBe(200)
     } finally {
-      await store.close()
+      await database.close()
       await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
       await admin.close()
     }

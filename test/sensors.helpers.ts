@@ -5,7 +5,9 @@ import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { createApp } from '../src/app'
 import { loadConfig } from '../src/config'
-import { openStore, type Store } from '../src/db'
+import { openDatabase, type Database } from '../src/db'
+import type { KeyStore } from '../src/platform/keys'
+import { keyStore } from '../src/platform/keys/store'
 import { createKey, DEFAULT_SCOPES, type Scope } from '../src/platform/keys'
 import { createLogger } from '../src/platform/logger'
 import { sensorFeed, type SensorFeed, type SensorFeedOptions } from '../src/sensors'
@@ -14,7 +16,8 @@ import { inProcess, tempDir, uniqueOwner } from './helpers'
 export interface SensorApp {
   app: ReturnType<typeof createApp>
   feed: SensorFeed
-  store: Store
+  database: Database
+  keys: KeyStore
   key(owner?: string, scopes?: Scope[]): Promise<string>
   request(path: string, init?: RequestInit & { key?: string; json?: unknown }): Promise<Response>
   /** Listens on 127.0.0.1:0 (once) and returns the base URL, e.g. http://127.0.0.1:41234 */
@@ -25,16 +28,18 @@ export interface SensorApp {
 export async function sensorApp(options: SensorFeedOptions = {}): Promise<SensorApp> {
   const dir = tempDir()
   const config = loadConfig({ DATABASE_URL: `sqlite:${join(dir, 'app.sqlite')}`, SIMULATOR: 'off', RATE_LIMIT: 'off', MODELS_DIR: join(dir, 'models') })
-  const store = await openStore(config.databaseUrl)
+  const database = await openDatabase(config.databaseUrl)
+  const keys = keyStore(database)
   const feed = sensorFeed(options)
-  const app = createApp({ config, store, log: createLogger('silent'), sensors: feed })
+  const app = createApp({ config, database, keys, log: createLogger('silent'), sensors: feed })
   let url: string | null = null
   return {
     app,
     feed,
-    store,
+    database,
+    keys,
     async key(owner = uniqueOwner(), scopes = DEFAULT_SCOPES) {
-      return (await createKey(store.keys, owner, scopes)).raw
+      return (await createKey(keys, owner, scopes)).raw
     },
     request: inProcess(app),
     listen() {
@@ -46,7 +51,7 @@ export async function sensorApp(options: SensorFeedOptions = {}): Promise<Sensor
     },
     async [Symbol.asyncDispose]() {
       if (url) await app.stop(true)
-      await store.close()
+      await database.close()
       rmSync(dir, { recursive: true, force: true })
     },
   }

@@ -1,8 +1,9 @@
 // `bun run keys create|list|revoke`: manage API keys in the DATABASE_URL database.
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from '../config'
-import { openStore } from '../db'
+import { openDatabase } from '../db'
 import { createKey, DEFAULT_SCOPES, isScope, keyIdFrom, SCOPES, type Scope } from '../platform/keys'
+import { keyStore } from '../platform/keys/store'
 
 const usage = `usage:
   bun run keys create OWNER [--scope SCOPE]...   prints the new key as the last line
@@ -24,28 +25,29 @@ async function main(argv: string[]): Promise<void> {
   if (values.help) return void console.log(usage)
   if (!command || !subject || rest.length > 0) throw new UsageError('expected a command and one argument')
   const config = loadConfig(process.env)
-  const store = await openStore(config.databaseUrl)
+  const database = await openDatabase(config.databaseUrl)
+  const keys = keyStore(database)
   try {
     if (command === 'create') {
       if (!ownerPattern.test(subject)) throw new UsageError(`owner must be 1-128 of A-Z a-z 0-9 _ . @ -`)
       const requested = values.scope ?? DEFAULT_SCOPES
       const unknown = requested.filter((scope) => !isScope(scope))
       if (unknown.length > 0) throw new UsageError(`unknown scope ${unknown.join(', ')}`)
-      const { id, raw } = await createKey(store.keys, subject, requested as Scope[])
+      const { id, raw } = await createKey(keys, subject, requested as Scope[])
       console.log(`created key tm_${id} for ${subject} with scopes: ${requested.join(' ')}`)
       console.log('store it now; it cannot be shown again:')
       console.log(raw)
     } else if (command === 'list') {
-      const keys = await store.keys.byOwner(subject)
-      if (keys.length === 0) console.log(`no keys for ${subject}`)
-      for (const key of keys) {
+      const owned = await keys.byOwner(subject)
+      if (owned.length === 0) console.log(`no keys for ${subject}`)
+      for (const key of owned) {
         const state = key.revokedAt === null ? 'active' : `revoked ${new Date(key.revokedAt).toISOString()}`
         console.log(`tm_${key.id}\t${key.scopes}\tcreated ${new Date(key.createdAt).toISOString()}\t${state}`)
       }
     } else if (command === 'revoke') {
       const id = keyIdFrom(subject)
       if (!id) throw new UsageError(`not a key prefix: ${subject}`)
-      if (!(await store.keys.revoke(id, Date.now()))) {
+      if (!(await keys.revoke(id, Date.now()))) {
         console.error(`no active key tm_${id}`)
         process.exitCode = 1
         return
@@ -55,7 +57,7 @@ async function main(argv: string[]): Promise<void> {
       throw new UsageError(`unknown command ${command}`)
     }
   } finally {
-    await store.close()
+    await database.close()
   }
 }
 

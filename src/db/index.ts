@@ -1,44 +1,44 @@
-// Opens the store named by DATABASE_URL. Features see only the interfaces.
-import type { KeyStore } from '../platform/keys'
-import { PgKeyStore } from '../platform/keys.pg'
-import { SqliteKeyStore } from '../platform/keys.sqlite'
-import type { TaskStore } from '../tasks/service'
-import { PgTaskStore } from '../tasks/store.pg'
-import { SqliteTaskStore } from '../tasks/store.sqlite'
-import { openPostgres } from './postgres'
-import { openSqlite, sqlitePath } from './sqlite'
+// The database connection and nothing stored in it: open the one DATABASE_URL names (SQLite or
+// PostgreSQL), migrated; ping it, read its size, close it. Each feature builds its own store
+// from the drizzle handle (see tasks/store.ts, platform/keys/store.ts).
+import { openPostgres, type PgDb } from './postgres'
+import { openSqlite, sqlitePath, type SqliteDb } from './sqlite'
 
-export interface Store {
-  tasks: TaskStore
-  keys: KeyStore
-  /** True when the database answers a trivial query. */
+export type { PgDb } from './postgres'
+export type { SqliteDb } from './sqlite'
+
+interface Connection {
+  /** True when the database answers a query on its migrations table (so an unmigrated file is not ready). */
   ping(): Promise<boolean>
   /** Numbers worth exporting as metrics (sizes, pages), read at scrape time. */
   stats(): Record<string, { help: string; value: number }>
   close(): Promise<void>
 }
 
-export async function openStore(url: string): Promise<Store> {
-  return url.startsWith('sqlite:') ? sqliteStore(url) : postgresStore(url)
+export type Database = Connection & ({ dialect: 'sqlite'; db: SqliteDb } | { dialect: 'postgres'; db: PgDb })
+
+export async function openDatabase(url: string): Promise<Database> {
+  return url.startsWith('sqlite:') ? sqlite(url) : postgres(url)
 }
 
-function sqliteStore(url: string): Store {
-  const db = openSqlite(sqlitePath(url))
-  // Touches a real table, so a broken or unmigrated file is not ready.
-  const ping = db.$client.prepare('SELECT 1 AS ok FROM tasks LIMIT 1')
-  const pages = db.$client.prepare('SELECT page_count * page_size AS bytes, freelist_count * page_size AS free FROM pragma_page_count(), pragma_page_size(), pragma_freelist_count()')
+async function answers(query: () => unknown): Promise<boolean> {
+  try {
+    await query()
+    return true
+  } catch {
+    return false
+  }
+}
+
+function sqlite(url: string): Database {
   const path = sqlitePath(url)
+  const db = openSqlite(path)
+  const ping = db.$client.prepare('SELECT 1 FROM __drizzle_migrations LIMIT 1')
+  const pages = db.$client.prepare('SELECT page_count * page_size AS bytes, freelist_count * page_size AS free FROM pragma_page_count(), pragma_page_size(), pragma_freelist_count()')
   return {
-    tasks: new SqliteTaskStore(db),
-    keys: new SqliteKeyStore(db),
-    ping: async () => {
-      try {
-        ping.get()
-        return true
-      } catch {
-        return false
-      }
-    },
+    dialect: 'sqlite',
+    db,
+    ping: () => answers(() => ping.get()),
     stats: () => {
       const { bytes, free } = pages.get() as { bytes: number; free: number }
       const wal = path === ':memory:' ? 0 : Bun.file(`${path}-wal`).size
@@ -48,25 +48,16 @@ function sqliteStore(url: string): Store {
         sqlite_wal_bytes: { help: 'Size of the SQLite write-ahead log', value: wal },
       }
     },
-    close: async () => {
-      db.$client.close()
-    },
+    close: async () => db.$client.close(),
   }
 }
 
-async function postgresStore(url: string): Promise<Store> {
+async function postgres(url: string): Promise<Database> {
   const db = await openPostgres(url)
   return {
-    tasks: new PgTaskStore(db),
-    keys: new PgKeyStore(db),
-    ping: async () => {
-      try {
-        await db.$client`SELECT 1 FROM tasks LIMIT 1`
-        return true
-      } catch {
-        return false
-      }
-    },
+    dialect: 'postgres',
+    db,
+    ping: () => answers(() => db.$client`SELECT 1 FROM drizzle.__drizzle_migrations LIMIT 1`),
     stats: () => ({}),
     close: () => db.$client.close(),
   }

@@ -3,9 +3,8 @@
 import { SQL } from 'bun'
 import { drizzle, type BunSQLDatabase } from 'drizzle-orm/bun-sql'
 import { migrations } from './migrations'
-import * as schema from './schema.pg'
 
-export type PgDb = BunSQLDatabase<typeof schema> & { $client: SQL }
+export type PgDb = BunSQLDatabase & { $client: SQL }
 
 // Any constant both instances agree on: "taskmesh" in ASCII.
 const MIGRATION_LOCK = 0x7461736b6d657368n
@@ -17,7 +16,7 @@ export async function migratePostgres(url: string): Promise<void> {
   const client = new SQL({ url, max: 1 })
   try {
     await client`SELECT pg_advisory_lock(${MIGRATION_LOCK})`
-    const db = drizzle({ client, schema }) as unknown as Migrator
+    const db = drizzle({ client }) as unknown as Migrator
     await db.dialect.migrate(migrations('pg'), db.session, {})
     await client`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`
   } finally {
@@ -29,5 +28,5 @@ export async function openPostgres(url: string, { max = 10 } = {}): Promise<PgDb
   await migratePostgres(url)
   // Fail fast rather than queue forever when the database goes away.
   const client = new SQL({ url, max, connectionTimeout: 3, idleTimeout: 30 })
-  return drizzle({ client, schema }) as PgDb
+  return drizzle({ client }) as PgDb
 }

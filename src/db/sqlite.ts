@@ -4,9 +4,8 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { drizzle, type BunSQLiteDatabase } from 'drizzle-orm/bun-sqlite'
 import { migrations } from './migrations'
-import * as schema from './schema'
 
-export type SqliteDb = BunSQLiteDatabase<typeof schema> & { $client: Database }
+export type SqliteDb = BunSQLiteDatabase & { $client: Database }
 
 export function openSqlite(path: string): SqliteDb {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
@@ -19,7 +18,7 @@ export function openSqlite(path: string): SqliteDb {
   client.run('PRAGMA synchronous = NORMAL')
   client.run('PRAGMA foreign_keys = ON')
   client.run('PRAGMA temp_store = MEMORY')
-  const db = drizzle({ client, schema })
+  const db = drizzle({ client })
   migrate(db)
   return db
 }

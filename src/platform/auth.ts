@@ -16,75 +16,99 @@ export function presentedKey(headers: Headers): string | null {
   return null
 }
 
-// One verification per request, shared by the rate limiter (which runs first) and the route.
-const verified = new WeakMap<Request, Promise<Principal | null>>()
-
 /** How long a verified key is trusted without asking the store again (so a revocation takes up to this long). */
 export const KEY_CACHE_MS = 2000
 const KEY_CACHE_MAX = 10_000
 
+export interface CredentialOptions {
+  now?: () => number
+  cacheMs?: number
+}
+
 /**
- * Verified keys, per store: a client sends the same key on every request, and
- * hashing plus a database lookup per request is most of the cost of a read.
+ * Verifies the keys requests present, against one key store. Verified keys are trusted for
+ * `cacheMs`: a client sends the same key on every request, and hashing plus a database lookup
+ * per request is most of the cost of a read.
  */
-const cacheOf = new WeakMap<KeyStore, Map<string, { principal: Principal | null; until: number }>>()
+export class Credentials {
+  private readonly cache = new Map<string, { principal: Principal; until: number }>()
+  // One verification per request, shared by the rate limiter (which runs first) and the route.
+  private readonly verified = new WeakMap<Request, Promise<Principal | null>>()
+  private readonly authorized = new WeakMap<Request, Principal>()
+  private readonly now: () => number
+  private readonly cacheMs: number
 
-async function verifyCached(keys: KeyStore, raw: string): Promise<Principal | null> {
-  let cache = cacheOf.get(keys)
-  if (!cache) cacheOf.set(keys, (cache = new Map()))
-  const now = Date.now()
-  const hit = cache.get(raw)
-  if (hit && hit.until > now) return hit.principal
-  const principal = await verifyKey(keys, raw)
-  if (cache.size >= KEY_CACHE_MAX) cache.clear()
-  // Only keys that exist are remembered: random guesses must not fill the cache.
-  if (principal) cache.set(raw, { principal, until: now + KEY_CACHE_MS })
-  return principal
-}
-
-/** The verified principal of a request's key, or null when it has none or a bad one. */
-export function principalOf(keys: KeyStore, request: Request): Promise<Principal | null> {
-  let result = verified.get(request)
-  if (!result) {
-    const raw = presentedKey(request.headers)
-    result = raw ? verifyCached(keys, raw) : Promise.resolve(null)
-    verified.set(request, result)
+  constructor(readonly keys: KeyStore, { now = Date.now, cacheMs = KEY_CACHE_MS }: CredentialOptions = {}) {
+    this.now = now
+    this.cacheMs = cacheMs
   }
-  return result
-}
 
-export async function authenticate(keys: KeyStore, request: Request, scope: Scope): Promise<Principal> {
-  const principal = await principalOf(keys, request)
-  if (!principal) {
-    if (!presentedKey(request.headers)) {
-      throw new HttpError(401, 'an API key is required (X-API-Key or Authorization: Bearer)', { headers: { 'www-authenticate': realm } })
+  private async verify(raw: string): Promise<Principal | null> {
+    const now = this.now()
+    const hit = this.cache.get(raw)
+    if (hit && hit.until > now) return hit.principal
+    const principal = await verifyKey(this.keys, raw)
+    if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear()
+    // Only keys that exist are remembered: random guesses must not fill the cache.
+    if (principal) this.cache.set(raw, { principal, until: now + this.cacheMs })
+    else this.cache.delete(raw)
+    return principal
+  }
+
+  /** The verified principal of a request's key, or null when it has none or a bad one. */
+  principalOf(request: Request): Promise<Principal | null> {
+    let result = this.verified.get(request)
+    if (!result) {
+      const raw = presentedKey(request.headers)
+      result = raw ? this.verify(raw) : Promise.resolve(null)
+      this.verified.set(request, result)
     }
-    throw new HttpError(401, 'the API key is invalid or revoked', { headers: { 'www-authenticate': `${realm}, error="invalid_token"` } })
+    return result
   }
-  if (!hasScope(principal, scope)) {
-    throw new HttpError(403, `the API key lacks the scope ${scope}`, {
-      headers: { 'www-authenticate': `${realm}, error="insufficient_scope", scope="${scope}"` },
-    })
+
+  /** The request's principal when it may use `scope`; else a 401 or 403 problem. */
+  async authenticate(request: Request, scope: Scope): Promise<Principal> {
+    const principal = await this.principalOf(request)
+    if (!principal) {
+      if (!presentedKey(request.headers)) {
+        throw new HttpError(401, 'an API key is required (X-API-Key or Authorization: Bearer)', { headers: { 'www-authenticate': realm } })
+      }
+      throw new HttpError(401, 'the API key is invalid or revoked', { headers: { 'www-authenticate': `${realm}, error="invalid_token"` } })
+    }
+    if (!hasScope(principal, scope)) {
+      throw new HttpError(403, `the API key lacks the scope ${scope}`, {
+        headers: { 'www-authenticate': `${realm}, error="insufficient_scope", scope="${scope}"` },
+      })
+    }
+    this.authorized.set(request, principal)
+    return principal
   }
-  return principal
+
+  /** The principal `authenticate` admitted for this request (the auth macro resolves it after its check). */
+  principalFor(request: Request): Principal {
+    return this.authorized.get(request)!
+  }
+
+  /** The id of the key a request was authorized with, for the access log. */
+  keyIdOf(request: Request): string | undefined {
+    return this.authorized.get(request)?.keyId
+  }
 }
 
-const authorized = new WeakMap<Request, Principal>()
-
-/** The id of the key a request was authorized with, for the access log. */
-export function keyIdOf(request: Request): string | undefined {
-  return authorized.get(request)?.keyId
+/** `credentials.authenticate` as a function, for a check outside the auth macro (a WebSocket upgrade). */
+export function authenticate(credentials: Credentials, request: Request, scope: Scope): Promise<Principal> {
+  return credentials.authenticate(request, scope)
 }
 
-export function auth(keys: KeyStore) {
+export function auth(credentials: Credentials) {
   return new Elysia({ name: 'platform/auth' }).macro({
     auth: (scope: Scope) => ({
       // transform runs after parsing but before schema validation: 401/403 win over 422.
       async transform({ request }) {
-        authorized.set(request, await authenticate(keys, request, scope))
+        await credentials.authenticate(request, scope)
       },
       resolve({ request }) {
-        return { principal: authorized.get(request)! }
+        return { principal: credentials.principalFor(request) }
       },
       detail: { security: [{ apiKey: [] }, { bearer: [] }] },
     }),

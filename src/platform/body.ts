@@ -11,17 +11,6 @@ export function isJsonMediaType(contentType: string): boolean {
   return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))
 }
 
-const routeLimits = new Map<string, number>()
-
-/** Lets a route accept a body smaller (or larger) than the service-wide limit. */
-export function setBodyLimit(route: string, bytes: number): void {
-  routeLimits.set(route, bytes)
-}
-
-export function bodyLimitFor(route: string, fallback: number): number {
-  return routeLimits.get(route) ?? fallback
-}
-
 function tooLarge(limit: number): HttpError {
   return new HttpError(413, `the request body is larger than the limit of ${limit} bytes`)
 }
@@ -62,3 +51,6 @@ export async function readJson(request: Request, contentType: string, limit: num
     throw new HttpError(400, `the request body is not valid JSON: ${(error as Error).message}`)
   }
 }
+
+/** @deprecated transitional no-op while features move to `bodyLimit` on the route; removed with the last caller. */
+export function setBodyLimit(_route: string, _bytes: number): void {}

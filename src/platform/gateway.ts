@@ -1,27 +1,22 @@
-// What a gateway in front of the service would do, done in it: URL limits,
-// security headers, CORS from an allowlist, and rate limits on /v1 and /v2.
+// What a gateway in front of the service would do, done in it: URL limits, security headers,
+// CORS from an allowlist, and rate limits for the routes that declare a rate group.
 import { cors } from '@elysiajs/cors'
 import { Elysia } from 'elysia'
 import type { Config, RateGroup, RateLimit } from '../config'
-import { principalOf } from './auth'
+import type { Credentials } from './auth'
 import { HttpError } from './errors'
-import type { KeyStore } from './keys'
 import type { Telemetry } from './observability'
 import { rateLimitHeaders, type Limiter } from './ratelimit'
+import type { RouteTable } from './routes'
 
 const MAX_URL_LENGTH = 8 * 1024
 
 interface GatewayOptions {
   config: Config
-  keys: KeyStore
+  credentials: Credentials
   limiter: Limiter
   telemetry: Telemetry
-}
-
-function groupOf(path: string): RateGroup {
-  if (path.startsWith('/v1/tasks')) return 'tasks'
-  if (path.startsWith('/v1/sensors')) return 'sensors'
-  return 'inference'
+  routes: RouteTable
 }
 
 /** The path of a request URL without building a URL object. */
@@ -31,7 +26,7 @@ function pathOf(url: string): string {
   return url.slice(start, query === -1 ? undefined : query)
 }
 
-export function gateway({ config, keys, limiter, telemetry }: GatewayOptions) {
+export function gateway({ config, credentials, limiter, telemetry, routes }: GatewayOptions) {
   const limitFor = (group: RateGroup): RateLimit | null => (group in config.rateLimits ? config.rateLimits[group]! : config.rateLimit)
   // No CORS at all unless origins are configured: browsers then keep the same-origin policy.
   const corsPlugin = config.corsOrigins.length === 0 ? new Elysia({ name: 'platform/no-cors' }) : cors({
@@ -46,13 +41,12 @@ export function gateway({ config, keys, limiter, telemetry }: GatewayOptions) {
       set.headers['x-content-type-options'] = 'nosniff'
       set.headers['referrer-policy'] = 'no-referrer'
       if (request.url.length > MAX_URL_LENGTH) throw new HttpError(414, `the URL is longer than ${MAX_URL_LENGTH} characters`)
-      const path = pathOf(request.url)
-      if (!path.startsWith('/v1/') && !path.startsWith('/v2/')) return
       if (request.method === 'OPTIONS') return
-      const group = groupOf(path)
+      const group = routes.rateGroupOf(pathOf(request.url))
+      if (group === undefined) return
       const limit = limitFor(group)
       if (!limit) return
-      const principal = await principalOf(keys, request)
+      const principal = await credentials.principalOf(request)
       const identity = principal ? `key:${principal.keyId}` : `ip:${server?.requestIP(request)?.address ?? 'local'}`
       const verdict = await limiter.take(`${group}:${identity}`, limit)
       Object.assign(set.headers, rateLimitHeaders(limit, verdict))

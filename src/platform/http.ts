@@ -2,7 +2,7 @@
 // error handler that turns every failure into problem+json, or into the error shape
 // of a protocol a feature speaks under its own prefix (an ErrorRenderer it hands in).
 import { Elysia, ValidationError } from 'elysia'
-import { bodyLimitFor, readJson } from './body'
+import { readJson } from './body'
 import { HttpError, isUnavailable, problem, type FieldError, type Problem } from './errors'
 import type { Lifecycle } from './lifecycle'
 import type { Logger } from './logger'
@@ -112,9 +112,9 @@ export function http({ bodyLimit, routes, log, lifecycle, renderers = [] }: Http
     })
     .onParse({ as: 'global' }, ({ request, contentType, route }) => {
       if (bodyless.has(request.method)) return null
-      // A POST that sends nothing at all (POST /v1/sensors/tickets) has no body to refuse; the route's schema decides.
+      // A POST that sends nothing at all has no body to refuse; the route's schema decides.
       if (!contentType && (request.body === null || request.headers.get('content-length') === '0')) return null
-      return readJson(request, contentType, bodyLimitFor(route, bodyLimit))
+      return readJson(request, contentType, routes.bodyLimitOf(request.method, route) ?? bodyLimit)
     })
     .onError({ as: 'global' }, ({ code, error, path, route, request, set }) => {
       const known = classify(code, error, path, route, request.method, routes)

@@ -1,9 +1,13 @@
-// What the router knows, kept for error handling: which methods a path answers
-// to (405 with `Allow` instead of a 404), and which field a schema belongs to.
+// What the router knows, read once at start: which methods a path answers to (405 with
+// `Allow` instead of a 404), which field a schema belongs to, and what each route declared
+// for the platform (route-options.ts): its rate-limit group and its body limit.
+import type { RateGroup } from '../config'
+import type { RouteOptions } from './route-options'
+
 interface RouteLike {
   method: string
   path: string
-  hooks?: { query?: unknown; params?: unknown; headers?: unknown }
+  hooks?: { query?: unknown; params?: unknown; headers?: unknown } & RouteOptions
 }
 
 interface ObjectSchema {
@@ -13,13 +17,32 @@ interface ObjectSchema {
 export class RouteTable {
   private patterns: Array<{ regex: RegExp; methods: Set<string> }> = []
   private schemas = new Map<string, Array<[location: string, schema: ObjectSchema]>>()
+  private bodyLimits = new Map<string, number>()
+  /** Rate groups of routes without parameters, by path, and of the others by their path up to the first parameter. */
+  private groupsByPath = new Map<string, RateGroup>()
+  private groupsByPrefix: Array<[prefix: string, group: RateGroup]> = []
 
   load(routes: readonly RouteLike[]): void {
     const byPath = new Map<string, Set<string>>()
+    const prefixes = new Map<string, RateGroup>()
     for (const { method, path, hooks } of routes) {
       // Catch-alls (CORS preflight) would make every unknown path a 405.
       if (path.includes('*')) continue
       const verb = method.toUpperCase()
+      if (hooks?.bodyLimit !== undefined) this.bodyLimits.set(`${verb} ${path}`, hooks.bodyLimit)
+      if (hooks?.rateGroup !== undefined) {
+        const param = path.indexOf(':')
+        if (param === -1) this.groupsByPath.set(path, hooks.rateGroup)
+        else {
+          const prefix = path.slice(0, param)
+          const other = prefixes.get(prefix)
+          // Before routing only the prefix is known, so routes sharing one must share the group.
+          if (other !== undefined && other !== hooks.rateGroup) {
+            throw new Error(`routes under ${prefix} declare the rate groups ${other} and ${hooks.rateGroup}; use one`)
+          }
+          prefixes.set(prefix, hooks.rateGroup)
+        }
+      }
       const methods = byPath.get(path) ?? new Set<string>()
       methods.add(verb)
       if (verb === 'GET') methods.add('HEAD')
@@ -30,6 +53,24 @@ export class RouteTable {
       this.schemas.set(`${verb} ${path}`, located)
     }
     this.patterns = [...byPath].map(([path, methods]) => ({ regex: toRegex(path), methods }))
+    // Longest first, so the most specific route's declaration wins.
+    this.groupsByPrefix = [...prefixes].sort(([a], [b]) => b.length - a.length)
+  }
+
+  /** The body limit `method route` declared, if it declared one. */
+  bodyLimitOf(method: string, route: string): number | undefined {
+    return this.bodyLimits.get(`${method} ${route}`)
+  }
+
+  /**
+   * The rate group of a request path, before routing: the group of the route without parameters
+   * at that path, else of the routes whose path up to their first parameter it starts with.
+   */
+  rateGroupOf(path: string): RateGroup | undefined {
+    const exact = this.groupsByPath.get(path)
+    if (exact !== undefined) return exact
+    for (const [prefix, group] of this.groupsByPrefix) if (path.startsWith(prefix)) return group
+    return undefined
   }
 
   /** The methods allowed on `path`, or an empty list when no route matches it. */

@@ -1,18 +1,19 @@
 // Routes of /v1/tasks: thin handlers over TaskService.
 import { Elysia, t } from 'elysia'
-import { auth } from '../platform/auth'
+import { auth, type Credentials } from '../platform/auth'
 import { problemResponses } from '../platform/errors'
-import type { KeyStore } from '../platform/keys'
+import { routeOptions } from '../platform/route-options'
 import { TaskModel } from './model'
 import { etagOf, matchesNoneMatch, TaskService, type TaskStore } from './service'
 
 const readProblems = problemResponses(401, 403, 404, 422, 500)
 const writeProblems = problemResponses(400, 401, 403, 404, 412, 413, 415, 422, 500)
 
-export function tasks(store: TaskStore, keys: KeyStore) {
+export function tasks(store: TaskStore, credentials: Credentials) {
   const service = new TaskService(store)
   return new Elysia({ name: 'tasks', prefix: '/v1/tasks', tags: ['tasks'] })
-    .use(auth(keys))
+    .use(auth(credentials))
+    .use(routeOptions)
     .post('', async ({ body, headers, principal, set }) => {
       const { task, replayed } = await service.create(principal.owner, body, headers['idempotency-key'])
       set.status = 201
@@ -22,6 +23,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
       return task
     }, {
       auth: 'tasks:write',
+      rateGroup: 'tasks',
       body: TaskModel.input,
       parse: 'json',
       headers: TaskModel.createHeaders,
@@ -33,6 +35,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
     })
     .get('', ({ query, principal }) => service.list(principal.owner, query), {
       auth: 'tasks:read',
+      rateGroup: 'tasks',
       query: TaskModel.listQuery,
       response: { 200: TaskModel.page, ...readProblems },
       detail: { summary: 'List your tasks', description: 'Cursor-paginated; pass `next_cursor` back as `cursor` with the same sort.' },
@@ -48,6 +51,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
       return task
     }, {
       auth: 'tasks:read',
+      rateGroup: 'tasks',
       params: TaskModel.params,
       response: { 200: TaskModel.task, 304: t.Undefined({ description: 'Not modified: If-None-Match matched' }), ...readProblems },
       detail: { summary: 'Get a task', description: 'Answers 404 for a task of another owner.' },
@@ -58,6 +62,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
       return task
     }, {
       auth: 'tasks:write',
+      rateGroup: 'tasks',
       params: TaskModel.params,
       body: TaskModel.input,
       parse: 'json',
@@ -70,6 +75,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
       return task
     }, {
       auth: 'tasks:write',
+      rateGroup: 'tasks',
       params: TaskModel.params,
       body: TaskModel.patch,
       parse: 'json',
@@ -84,6 +90,7 @@ export function tasks(store: TaskStore, keys: KeyStore) {
       set.status = 204
     }, {
       auth: 'tasks:write',
+      rateGroup: 'tasks',
       params: TaskModel.params,
       response: { 204: t.Undefined({ description: 'Deleted' }), ...problemResponses(401, 403, 404, 412, 422, 500) },
       detail: { summary: 'Delete a task', description: 'Honours If-Match.' },

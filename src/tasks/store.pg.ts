@@ -1,8 +1,8 @@
 // TaskStore on PostgreSQL. Races between instances are decided by the database:
 // a conditional UPDATE for If-Match, a primary-key claim for Idempotency-Key.
 import { and, eq, lt, sql } from 'drizzle-orm'
-import type { PgDb } from '../db/postgres'
-import { idempotencyKeys, tasks } from '../db/schema.pg'
+import type { PgDb } from '../db'
+import { idempotencyKeys, tasks } from './schema.pg'
 import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, rowColumns, shapeOf } from './query'
 import type { CreateResult, IdempotentCreate, ListFilter, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
 

@@ -2,7 +2,7 @@
 // statement; list queries are prepared once per shape (sort × filters present).
 import { and, eq, gt, lt, sql } from 'drizzle-orm'
 import { rawSelect, type SqliteDb } from '../db/sqlite'
-import { idempotencyKeys, tasks } from '../db/schema'
+import { idempotencyKeys, tasks } from './schema'
 import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, rowColumns, shapeOf } from './query'
 import type { CreateResult, IdempotentCreate, ListFilter, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
 

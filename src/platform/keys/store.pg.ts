@@ -1,8 +1,8 @@
 // KeyStore on PostgreSQL.
 import { and, eq, isNull, sql } from 'drizzle-orm'
-import type { PgDb } from '../db/postgres'
-import { apiKeys } from '../db/schema.pg'
-import type { KeyRecord, KeyStore } from './keys'
+import type { PgDb } from '../../db'
+import { apiKeys } from './schema.pg'
+import type { KeyRecord, KeyStore } from './index'
 
 export class PgKeyStore implements KeyStore {
   private readonly byIdStatement

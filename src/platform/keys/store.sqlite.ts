@@ -1,8 +1,8 @@
 // KeyStore on the embedded SQLite database.
 import { and, eq, isNull, sql } from 'drizzle-orm'
-import { apiKeys } from '../db/schema'
-import type { SqliteDb } from '../db/sqlite'
-import type { KeyRecord, KeyStore } from './keys'
+import { apiKeys } from './schema'
+import type { SqliteDb } from '../../db'
+import type { KeyRecord, KeyStore } from './index'
 
 const p = sql.placeholder
 

@@ -1,19 +1,9 @@
-// The PostgreSQL schema, column for column the SQLite one (src/db/schema.ts);
-// drizzle-kit generates drizzle/pg/ from it and a test keeps the two in step.
+// The tasks and idempotency_keys tables on PostgreSQL, column for column the SQLite ones
+// (schema.ts beside it); drizzle-kit generates drizzle/pg/ from every src/**/schema.pg.ts.
 import { sql } from 'drizzle-orm'
-import { bigint, bigserial, boolean, customType, index, integer, pgTable, primaryKey, text } from 'drizzle-orm/pg-core'
+import { bigint, bigserial, boolean, index, integer, pgTable, primaryKey, text } from 'drizzle-orm/pg-core'
 
-const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => 'bytea' })
 const millis = (name: string) => bigint(name, { mode: 'number' })
-
-export const apiKeys = pgTable('api_keys', {
-  id: text('id').primaryKey(),
-  owner: text('owner').notNull(),
-  hash: bytea('hash').notNull(),
-  scopes: text('scopes').notNull(),
-  createdAt: millis('created_at').notNull(),
-  revokedAt: millis('revoked_at'),
-}, (table) => [index('api_keys_owner').on(table.owner)])
 
 export const tasks = pgTable('tasks', {
   id: bigserial('id', { mode: 'number' }).primaryKey(),
