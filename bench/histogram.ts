@@ -1,6 +1,6 @@
 // A small latency histogram with microsecond resolution: 1 µs buckets below 1 ms, then
-// logarithmic buckets 0.5% wide. autocannon's own histogram rounds to whole milliseconds,
-// which hides everything interesting about a sub-millisecond ceiling.
+// logarithmic buckets 0.5% wide (autocannon's own rounds to whole milliseconds, which hides
+// everything interesting about a sub-millisecond ceiling).
 const LINEAR = 1000
 const GROWTH = Math.log(1.005)
 

@@ -1,8 +1,9 @@
 // Micro-benchmark of the WASM kernel against the plain TypeScript reference, in one process:
 // rows/s per model and batch size. `bun bench/kernel.ts` prints a table; `runKernelBench` returns data.
 import { join } from 'node:path'
-import { type CompiledNet, type DenseLayer, type Fill, Kernel, type MlpModel, fillFrom, mlpLayers } from '../src/inference/kernel.ts'
-import { compileReference } from '../src/inference/reference.ts'
+import { type CompiledNet, type DenseLayer, type Fill, Kernel, fillFrom } from '../src/inference/kernel.ts'
+import { type MlpModel, mlpLayers } from '../src/inference/model-file.ts'
+import { compileReference } from './reference.ts'
 import { mulberry32 as prng } from './prng.ts'
 
 /**

@@ -1,8 +1,6 @@
-// The registry of load scenarios `bun run bench` knows. A scenario describes the
-// requests each connection sends, in a generator-neutral way; bench/generators.ts
-// turns that into autocannon clients or a wrk Lua script. A scenario that needs
-// another protocol (WebSocket fan-out, say) sets `measure` and brings its own
-// load generator; everything else (servers, CPU accounting, report) is shared.
+// The registry of load scenarios `bun run bench` knows: each describes the requests every
+// connection sends, generator-neutral (bench/generators.ts runs them with autocannon or wrk), or
+// sets `measure` to bring a load generator of its own for another protocol.
 import type { Seed, SeedOwner } from './seed.ts'
 
 export interface PlannedRequest {
@@ -43,6 +41,11 @@ export interface GeneratorResult {
   bytesPerResponse: number
   /** CPU time of the load generator during the run, in seconds. */
   generatorCpuSec: number
+}
+
+/** Responses whose status is not in `expect`: GeneratorResult.unexpected. */
+export function countUnexpected(statuses: Record<string, number>, expect: number[]): number {
+  return Object.entries(statuses).reduce((sum, [status, count]) => sum + (expect.includes(Number(status)) ? 0 : count), 0)
 }
 
 export interface MeasureContext extends ScenarioContext {
@@ -104,9 +107,10 @@ function patch(owner: SeedOwner, slot: number): PlannedRequest {
   return { method: 'PATCH', path: `/v1/tasks/${id}`, headers: { ...auth(owner), ...json }, conditional: { bodies: patchBodies } }
 }
 
-// --- predictions (the kernel alone, in process: `bun bench/kernel.ts`, runKernelBench) -----------
-
-/** Deterministic feature values in [-2, 2) with full double precision, like standardized inputs. */
+/**
+ * Deterministic feature values in [-2, 2) with full double precision, like standardized inputs, for
+ * the prediction scenarios (the kernel alone, in process, is `bun bench/kernel.ts`).
+ */
 function featureValues(seed: number, count: number): number[] {
   let a = seed >>> 0
   return Array.from({ length: count }, () => {

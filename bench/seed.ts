@@ -1,8 +1,8 @@
-// The data the bench runs against: owners with API keys made by the keys CLI, and a
-// realistic tasks table created through the HTTP API (so every row is exactly what the
-// service would write). Deterministic: the same plan gives the same titles and counts.
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+// The data the bench runs against: owners with API keys made by the keys CLI, and a realistic,
+// deterministic tasks table created through the HTTP API (so every row is what the service writes).
+import { cliKey } from '../scripts/keys-cli.ts'
+import { track } from './processes.ts'
+import { mulberry32 as random } from './prng.ts'
 
 export interface SeedOwner {
   name: string
@@ -38,8 +38,6 @@ export interface SeedPlan {
 
 export const fullSeed: SeedPlan = { owners: 104, heavyOwners: 64, heavyTasks: [110, 230], lightTasks: [3, 60], writeTargets: 2 }
 export const smokeSeed: SeedPlan = { owners: 12, heavyOwners: 8, heavyTasks: [100, 120], lightTasks: [1, 10], writeTargets: 2 }
-
-import { mulberry32 as random } from './prng.ts'
 
 export { random }
 
@@ -107,58 +105,21 @@ async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promi
   await Promise.all(workers)
 }
 
-export interface KeysOptions {
-  cwd: string
+interface KeysOptions {
   databaseUrl: string
-  bun: string
   concurrency: number
-  /** Registers a child so it is killed if the bench is interrupted. */
-  track(child: Bun.Subprocess): void
   /** Called as each key is made, so seeding can start before the last one. */
   onKey?(owner: string, key: string): void
 }
 
-/**
- * The `keys` script of package.json (`bun src/cli/keys.ts`) with this very bun binary, so it
- * works even when no `bun` is on PATH (which `bun run keys` would need).
- */
-function keysCommand(options: KeysOptions): string[] {
-  const pkg = JSON.parse(readFileSync(join(options.cwd, 'package.json'), 'utf8')) as { scripts?: Record<string, string> }
-  const script = pkg.scripts?.keys
-  const words = script?.trim().split(/\s+/) ?? []
-  if (words[0] === 'bun' && words.length > 1 && words.every((w) => /^[\w./@:=-]+$/.test(w))) return [options.bun, ...words.slice(1)]
-  return [options.bun, 'run', 'keys']
-}
-
-/** `bun run keys create OWNER` for each owner; the key is the last line of stdout. */
-export async function createKeys(owners: string[], options: KeysOptions): Promise<Map<string, string>> {
+/** `bun run keys create OWNER` for each owner, `concurrency` at a time. */
+async function createKeys(owners: string[], options: KeysOptions): Promise<Map<string, string>> {
   const keys = new Map<string, string>()
-  const command = keysCommand(options)
-  const one = async (owner: string) => {
-    for (let attempt = 1; ; attempt++) {
-      const child = Bun.spawn([...command, 'create', owner], {
-        cwd: options.cwd,
-        env: { ...process.env, DATABASE_URL: options.databaseUrl, LOG_LEVEL: 'warn' },
-        stdout: 'pipe',
-        stderr: 'pipe',
-      })
-      options.track(child)
-      const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited])
-      const key = stdout.trim().split('\n').pop()?.trim() ?? ''
-      if (code === 0 && /^tm_[A-Za-z0-9]{8}_[A-Za-z0-9]+$/.test(key)) {
-        keys.set(owner, key)
-        options.onKey?.(owner, key)
-        return
-      }
-      // Several CLIs opening the database at once can hit SQLITE_BUSY before busy_timeout is set.
-      if (attempt < 6 && /database is locked|SQLITE_BUSY/i.test(stderr)) {
-        await Bun.sleep(100 * attempt)
-        continue
-      }
-      throw new Error(`keys create ${owner} failed (exit ${code}): ${stderr.trim() || stdout.trim()}`)
-    }
-  }
-  await pool(owners, options.concurrency, one)
+  await pool(owners, options.concurrency, async (owner) => {
+    const key = await cliKey(options.databaseUrl, owner, [], { onSpawn: track })
+    keys.set(owner, key)
+    options.onKey?.(owner, key)
+  })
   return keys
 }
 
@@ -216,4 +177,43 @@ export async function seedTasks(url: string, plan: SeedPlan, keyOf: (owner: stri
 
 export function ownerNames(plan: SeedPlan): string[] {
   return Array.from({ length: plan.owners }, (_, i) => `bench-owner-${String(i).padStart(3, '0')}`)
+}
+
+/** The seed plan of a run with `plans` plans per scenario: each needs PATCH targets of its own. */
+export function planFor(smoke: boolean, plans: number): SeedPlan {
+  const plan: SeedPlan = { ...(smoke ? smokeSeed : fullSeed) }
+  plan.writeTargets = Math.max(plan.writeTargets, Math.ceil(plans / plan.heavyOwners))
+  return plan
+}
+
+/**
+ * Keys with the keys CLI and tasks through the API, around the service's start: the first key
+ * creates and migrates the database, then `startService` brings the service up, and the other
+ * keys are made while the seed already goes in for owners that have one.
+ */
+export async function seedService<S extends { url: string }>(plan: SeedPlan, databaseUrl: string, startService: () => Promise<S>, signal: AbortSignal): Promise<{ service: S; seed: Seed }> {
+  const start = performance.now()
+  const seconds = () => (performance.now() - start) / 1000
+  const names = ownerNames(plan)
+  const waiting = new Map(names.map((name) => [name, Promise.withResolvers<string>()]))
+  for (const { promise } of waiting.values()) promise.catch(() => {}) // a failure surfaces through keysMade
+  const onKey = (owner: string, key: string) => waiting.get(owner)!.resolve(key)
+  await createKeys(names.slice(0, 1), { databaseUrl, concurrency: 1, onKey })
+  signal.throwIfAborted()
+  const service = await startService()
+  signal.throwIfAborted()
+
+  let keysSec = 0
+  const keysMade = createKeys(names.slice(1), { databaseUrl, concurrency: 4, onKey }).then(() => {
+    keysSec = seconds()
+  })
+  keysMade.catch((error: unknown) => {
+    for (const { reject } of waiting.values()) reject(error)
+  })
+  const [seeded] = await Promise.all([seedTasks(service.url, plan, (owner) => waiting.get(owner)!.promise, names, 32), keysMade])
+  const seed: Seed = { ...seeded, seconds: { keys: keysSec, tasks: seconds() } }
+  console.log(`seeded ${seed.tasks.toLocaleString('en-US')} tasks over ${seed.owners.length} owners (${seed.heavy.length} with ≥ 100 tasks) ` +
+    `through the API and made ${names.length} keys with the keys CLI in ${seed.seconds.tasks.toFixed(1)} s`)
+  signal.throwIfAborted()
+  return { service, seed }
 }

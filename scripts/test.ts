@@ -2,9 +2,10 @@
 // store-facing suites again on PostgreSQL. Off CI, a missing PostgreSQL skips
 // the second pass with a notice instead of failing on a laptop without one.
 import { SQL } from 'bun'
+import { DEFAULT_POSTGRES } from './scratch-database.ts'
 
 const postgresSuites = ['test/tasks.test.ts', 'test/tasks-list.test.ts', 'test/auth.test.ts', 'test/http.test.ts', 'test/gateway.test.ts', 'test/durability.test.ts']
-const postgresUrl = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432'
+const postgresUrl = process.env.TEST_POSTGRES_URL ?? DEFAULT_POSTGRES
 
 async function run(args: string[], env: Record<string, string> = {}): Promise<{ passed: number; failed: number; code: number }> {
   const proc = Bun.spawn([process.execPath, 'test', ...args], { env: { ...process.env, ...env }, stdout: 'pipe', stderr: 'pipe' })

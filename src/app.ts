@@ -1,10 +1,11 @@
 // Composes the service: the platform plugins, then each feature built from what it needs
 // (its store from the database connection, the credentials, telemetry, lifecycle). `App` is what Eden imports.
+import type { RedisClient } from 'bun'
 import { Elysia, type AnyElysia } from 'elysia'
 import type { Config, Service } from './config'
 import type { Database } from './db'
 import { inference, kserveErrors } from './inference'
-import { ModelRegistry } from './inference/registry'
+import type { ModelRegistry } from './inference/registry'
 import { Credentials } from './platform/auth'
 import { docs } from './platform/docs'
 import { gateway } from './platform/gateway'
@@ -34,35 +35,31 @@ export interface AppDeps {
   telemetry?: Telemetry
   /** Readiness and graceful shutdown; a fresh one (always accepting) unless given. */
   lifecycle?: Lifecycle
-  /** The models to serve (index.ts loads MODELS_DIR); without one the app serves none and is ready at once. */
+  /** The models to serve, already loaded (tests); without one, inference loads MODELS_DIR at lifecycle start. */
   registry?: ModelRegistry
-  /** The sensor feed (hub, tickets, sockets); a fresh one unless given. index.ts keeps it to close sockets on shutdown. */
+  /** With Redis, model uploads and deletes are announced to the other instances. */
+  redis?: RedisClient | null
+  /** The sensor feed (hub, tickets, sockets); unless given (tests), built here and wired into the lifecycle. */
   sensors?: SensorFeed
 }
 
-export function createApp({ config, database, log, keys = keyStore(database), credentials = new Credentials(keys), limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry = ModelRegistry.empty(log), sensors: feed = sensorFeed() }: AppDeps) {
+export function createApp({ config, database, log, keys = keyStore(database), credentials = new Credentials(keys), limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry, redis, sensors: given }: AppDeps) {
   const routes = new RouteTable()
   for (const [name, { help }] of Object.entries(database.stats())) telemetry.gauge(name, help, () => database.stats()[name]?.value ?? 0)
-  const hub = feed.hub
-  telemetry.gauge('sensor_ws_connections', 'Open sensor WebSocket connections', () => hub.connections)
-  telemetry.gauge('sensor_topics', 'Sensor topics with a history kept', () => hub.topics)
-  telemetry.total('sensor_messages_published_total', 'Readings accepted for fan-out', () => hub.published)
-  telemetry.total('sensor_messages_dropped_total', 'Reading frames not delivered to a subscriber that could not keep up', () => hub.dropped)
-  telemetry.total('sensor_slow_consumer_closes_total', 'Sockets closed with 1013 for not keeping up', () => hub.slowConsumerCloses)
-  telemetry.total('sensor_messages_rate_limited_total', 'Socket messages refused by the per-connection rate limit', () => hub.rateLimited)
+  const feed = given ?? sensorFeed(config.services.has('sensors') ? { config, redis, log, lifecycle } : {})
+  const readiness = new Readiness()
+    .add('database', () => database.ping())
+    .add('accepting', () => lifecycle.accepting)
   // Bun's WebSocket limits are per server, so they live on the root app.
   const app = new Elysia({ normalize: false, websocket: websocketSettings(feed.hub) })
     .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle, renderers: [kserveErrors] }))
     .use(observability(telemetry, log, (request) => credentials.keyIdOf(request)))
     .use(gateway({ config, credentials, limiter, telemetry, routes }))
     .use(docs())
-    .use(health(new Readiness()
-      .add('database', () => database.ping())
-      .add('accepting', () => lifecycle.accepting)
-      .add('models', () => registry.ready)))
+    .use(health(readiness))
     .use(serving(config, 'tasks', () => tasks(taskStore(database), credentials)))
-    .use(serving(config, 'inference', () => inference({ registry, keys: credentials, telemetry, accepting: () => lifecycle.accepting })))
-    .use(serving(config, 'sensors', () => sensors({ feed, keys: credentials, accepting: () => lifecycle.accepting, origins: config.corsOrigins })))
+    .use(serving(config, 'inference', () => inference({ config, keys: credentials, telemetry, lifecycle, readiness, log, redis, registry })))
+    .use(serving(config, 'sensors', () => sensors({ feed, keys: credentials, telemetry, accepting: () => lifecycle.accepting, origins: config.corsOrigins })))
   routes.load(app.routes)
   return app
 }

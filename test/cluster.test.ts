@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { RedisClient } from 'bun'
 import { join } from 'node:path'
+import { eventually } from './eventually'
 import { copyModels, needs, tempDir, testDatabase } from './helpers'
 import { TestSocket, wsUrl } from './sensors.helpers'
 import { cliKey, startServer, type RunningServer } from './server'
@@ -135,13 +136,7 @@ describe.skipIf(!run)('two instances on PostgreSQL and Redis', () => {
     })
     expect(put.status).toBe(201)
     // Well before the 5 s safety poll: the announcement (or the watcher) brings it.
-    const deadline = performance.now() + 2000
-    let status = 0
-    while (status !== 200 && performance.now() < deadline) {
-      status = (await call(b, '/v1/models/shared-linear')).status
-      if (status !== 200) await Bun.sleep(25)
-    }
-    expect(status).toBe(200)
+    await eventually(async () => (await call(b, '/v1/models/shared-linear')).status === 200, { what: 'the other instance serves the model', timeoutMs: 2000, intervalMs: 25 })
     const predicted = await call(b, '/v1/models/shared-linear/predict', { method: 'POST', json: { features: { x: 1, y: 1 } } })
     expect(await predicted.json()).toEqual({ model: 'shared-linear', version: '7', predictions: [6] })
   })

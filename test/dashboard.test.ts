@@ -5,7 +5,7 @@ import { describe, expect, test } from 'bun:test'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
-import { DASHBOARD_CSP } from '../src/sensors/assets'
+import { DASHBOARD_CSP } from '../src/sensors/dashboard'
 import { sensorApp } from './sensors.helpers'
 
 const CHROMIUM = '/usr/bin/chromium'

@@ -4,6 +4,7 @@ import { createApp } from '../src/app'
 import { loadConfig } from '../src/config'
 import { createLogger } from '../src/platform/logger'
 import { MemoryLimiter, RedisLimiter, type Limiter } from '../src/platform/ratelimit'
+import { eventually } from './eventually'
 import { needs, problemOf, testApp, type TestApp } from './helpers'
 
 async function limitedApp(env: Record<string, string>, limiter: Limiter) {
@@ -106,13 +107,11 @@ describe('metrics', () => {
     expect((await t.request('/v1/sensors/m1/readings', { method: 'POST', key, json: { celsius: 21.5 } })).status).toBe(202)
     expect((await t.request('/v1/models/seed-linear/predict', { method: 'POST', key, json: { instances: [[1, 2, 3], [4, 5, 6]] } })).status).toBe(200)
     // Metrics are recorded after each response is sent: wait until only the scrape itself is in flight.
-    let response = await t.request('/metrics')
-    let text = await response.text()
-    for (let i = 0; i < 100 && !/^http_requests_in_flight 1$/m.test(text); i++) {
-      await Bun.sleep(1)
-      response = await t.request('/metrics')
-      text = await response.text()
-    }
+    const { response, text } = await eventually(async () => {
+      const response = await t.request('/metrics')
+      const text = await response.text()
+      return /^http_requests_in_flight 1$/m.test(text) && { response, text }
+    }, { what: 'only the scrape is in flight', timeoutMs: 1000, intervalMs: 1 })
     expect(response.status).toBe(200)
     expect(response.headers.get('content-type')).toStartWith('text/plain')
     expect(text).toContain('http_requests_total{method="POST",route="/v1/tasks",status="201"} 1')

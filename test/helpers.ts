@@ -12,6 +12,7 @@ import { ModelRegistry } from '../src/inference/registry'
 import { createKey, DEFAULT_SCOPES, type KeyStore, type Scope } from '../src/platform/keys'
 import { keyStore } from '../src/platform/keys/store'
 import { createLogger } from '../src/platform/logger'
+import { DEFAULT_POSTGRES, scratchDatabase, type ScratchDatabase } from '../scripts/scratch-database'
 
 export function tempDir(prefix = 'taskmesh-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
@@ -66,23 +67,11 @@ let owners = 0
 export const uniqueOwner = () => `owner-${process.pid}-${++owners}`
 
 /** The database URL and the way to drop it: SQLite in the test's folder, or with TEST_STORE=postgres a fresh PostgreSQL database. */
-export async function testDatabase(dir: string): Promise<{ url: string; drop(): Promise<void> }> {
-  if (process.env.TEST_STORE !== 'postgres') return { url: `sqlite:${join(dir, 'app.sqlite')}`, drop: async () => {} }
-  const name = `taskmesh_test_${process.pid}_${crypto.randomUUID().slice(0, 8)}`
-  const admin = new SQL(`${postgresBase}/postgres`)
-  await admin.unsafe(`CREATE DATABASE "${name}"`)
-  await admin.close()
-  return {
-    url: `${postgresBase}/${name}`,
-    async drop() {
-      const again = new SQL(`${postgresBase}/postgres`)
-      await again.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-      await again.close()
-    },
-  }
+export function testDatabase(dir: string): Promise<ScratchDatabase> {
+  return scratchDatabase(process.env.TEST_STORE === 'postgres' ? 'postgres' : 'sqlite', { dir, postgres: postgresBase, prefix: 'taskmesh_test' })
 }
 
-export const postgresBase = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432'
+export const postgresBase = process.env.TEST_POSTGRES_URL ?? DEFAULT_POSTGRES
 
 export async function testApp(env: Record<string, string> = {}): Promise<TestApp> {
   const dir = tempDir()

@@ -138,7 +138,7 @@ describe('readiness during shutdown', () => {
     const { Lifecycle } = await import('../src/platform/lifecycle')
     await using t = await testApp()
     const lifecycle = new Lifecycle()
-    const app = createApp({ config: t.config, database: t.database, keys: t.keys, log: (await import('../src/platform/logger')).createLogger('silent'), lifecycle })
+    const app = createApp({ config: t.config, database: t.database, keys: t.keys, log: (await import('../src/platform/logger')).createLogger('silent'), lifecycle, registry: t.registry })
     expect((await app.handle(new Request('http://localhost/readyz'))).status).toBe(200)
     lifecycle.accepting = false
     const response = await app.handle(new Request('http://localhost/readyz'))

@@ -4,6 +4,7 @@ import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { createApp } from '../src/app'
 import { ModelRegistry } from '../src/inference/registry'
+import { Lifecycle } from '../src/platform/lifecycle'
 import { createLogger } from '../src/platform/logger'
 import { fixtureModels, problemOf, testApp, type TestApp } from './helpers'
 
@@ -346,5 +347,23 @@ describe('readiness', () => {
     expect((await get('/readyz')).status).toBe(200)
     expect(await (await get('/v2/health/ready')).json()).toEqual({ ready: true })
     registry.close()
+  })
+
+  test('without a registry given, inference loads MODELS_DIR at lifecycle start and closes it at shutdown', async () => {
+    await using t = await testApp()
+    const log = createLogger('silent')
+    const lifecycle = new Lifecycle()
+    const app = createApp({ config: t.config, database: t.database, keys: t.keys, log, lifecycle })
+    const get = (path: string) => app.handle(new Request(`http://localhost${path}`))
+    const key = await t.key()
+
+    expect(await problemOf(await get('/readyz'))).toMatchObject({ detail: 'not ready: models', checks: { models: false } })
+    await lifecycle.start()
+    expect((await get('/readyz')).status).toBe(200)
+    const list = (await (await app.handle(new Request('http://localhost/v1/models', { headers: { 'x-api-key': key } }))).json()) as { items: Array<{ name: string }> }
+    expect(list.items.map((m) => m.name)).toEqual(['diabetes-linear', 'diabetes-mlp', 'iris-logistic', 'seed-linear'])
+
+    await lifecycle.shutdown(undefined, { timeoutMs: 1000, log })
+    expect(await (await get('/v2/health/ready')).json()).toEqual({ error: 'the models are still loading' })
   })
 })

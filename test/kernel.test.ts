@@ -1,5 +1,6 @@
-// The WASM kernel against the plain TypeScript reference and scikit-learn's outputs, and the
-// boundary's memory management (reuse after release, growth, stale views).
+// The WASM kernel against the plain TypeScript reference and scikit-learn's outputs (through the
+// service's own path: parseModel, compileModel, predictionsOf), and the boundary's memory
+// management (reuse after release, growth, stale views).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -10,19 +11,14 @@ import {
   type DenseLayer,
   type Fill,
   Kernel,
-  type LogisticModel,
-  type MlpModel,
   ModelShapeError,
-  type ModelSpec,
   fillFrom,
-  linearLayers,
-  logisticLayers,
-  mlpLayers,
-  modelLayers,
-  toPredictions,
 } from '../src/inference/kernel.ts'
-import * as ref from '../src/inference/reference.ts'
+import { compileModel } from '../src/inference/loaded-model.ts'
+import { linearLayers, ModelFileError, modelLayers, type ModelSpec, parseModel } from '../src/inference/model-file.ts'
+import { predictionsOf } from '../src/inference/outputs.ts'
 import { mulberry32 as prng } from '../bench/prng'
+import * as ref from '../bench/reference.ts'
 
 
 function uniform(rand: () => number, n: number, scale: number): Float64Array {
@@ -70,6 +66,12 @@ async function fixture(name: string): Promise<Fixture> {
     expected: await Bun.file(join(dir, `${name}.expected.json`)).json(),
   }
 }
+
+/** The fields every model file has, with `n` features x0, x1, …. */
+const head = (name: string, n: number) => ({ name, version: '1', features: Array.from({ length: n }, (_, i) => `x${i}`) })
+
+/** A model file as the registry serves it: validated, compiled into the shared kernel, described. */
+const served = <F extends { readonly name: string }>(file: F) => compileModel(kernel, parseModel(file, file.name), '')
 
 /** A Fill serving chunks of a packed row-major batch. */
 const fillPacked = (x: Float64Array, nIn: number): Fill => (input, first, count) => input.set(x.subarray(first * nIn, (first + count) * nIn))
@@ -221,15 +223,15 @@ describe('networks', () => {
 
   test('binary logistic (one row of coef, two classes) predicts [1 - p, p] with p = sigmoid(x·w + b)', () => {
     const rand = prng(3)
-    const model: LogisticModel = { kind: 'logistic', coef: matrix(rand, 1, 6, 2), intercept: [0.3], classes: ['no', 'yes'] }
+    const coef = matrix(rand, 1, 6, 2)
+    const model = served({ ...head('binary', 6), kind: 'logistic', coef, intercept: [0.3], classes: ['no', 'yes'] })
     const rows = 50
     const x = uniform(rand, rows * 6, 3)
-    const net = kernel.compile(logisticLayers(model))
-    const predictions = toPredictions(model, net.run(rows, fillPacked(x, 6)), rows)
-    kernel.release(net)
+    const predictions = predictionsOf(model, model.net.run(rows, fillPacked(x, 6)), rows)
+    kernel.release(model.net)
 
     const p = new Float64Array(rows)
-    ref.dense(x, rows, 6, Float64Array.from(model.coef[0]!), Float64Array.from(model.intercept), 1, p)
+    ref.dense(x, rows, 6, Float64Array.from(coef[0]!), Float64Array.from([0.3]), 1, p)
     ref.sigmoid(p)
     expect(predictions.map((q) => typeof q === 'object' && q.label)).toEqual(Array.from(p, (v) => (v > 1 - v ? 'yes' : 'no')))
     const probabilities = predictions.flatMap((q) => (typeof q === 'object' ? [q.probabilities.no!, q.probabilities.yes!] : []))
@@ -238,11 +240,11 @@ describe('networks', () => {
 
   test('an mlp classifier with a single sigmoid output is binary, and numeric classes become string keys', () => {
     const rand = prng(4)
-    const model: MlpModel = { kind: 'mlp', layers: randomLayers(rand, [4, 8, 1], ['relu', 'sigmoid']), classes: [0, 1] }
-    const net = kernel.compile(mlpLayers(model))
-    const [prediction] = toPredictions(model, net.run(1, (input) => input.set([1, 2, 3, 4])), 1)
-    kernel.release(net)
-    const p = ref.compileReference(model.layers).run(1, (input) => input.set([1, 2, 3, 4]))[0]!
+    const layers = randomLayers(rand, [4, 8, 1], ['relu', 'sigmoid'])
+    const model = served({ ...head('binary-mlp', 4), kind: 'mlp', layers, classes: [0, 1] })
+    const [prediction] = predictionsOf(model, model.net.run(1, (input) => input.set([1, 2, 3, 4])), 1)
+    kernel.release(model.net)
+    const p = ref.compileReference(layers).run(1, (input) => input.set([1, 2, 3, 4]))[0]!
     if (typeof prediction !== 'object') throw new Error(`expected a classification, got ${prediction}`)
     expect(prediction.label).toBe(p > 0.5 ? 1 : 0)
     expect(Object.keys(prediction.probabilities)).toEqual(['0', '1'])
@@ -268,11 +270,11 @@ describe('scikit-learn fixtures', () => {
       const { model, expected } = await fixture(name)
       // Only softmax/sigmoid/tanh go through exp or tanh, where libms may differ in the last bits.
       const rel = modelLayers(model).some((l) => l.activation !== 'identity' && l.activation !== 'relu') ? 1e-6 : 1e-9
-      const net = kernel.compile(modelLayers(model))
+      const loaded = served(model)
       const rows = expected.inputs.length
-      const batch = toPredictions(model, net.run(rows, fillFrom(expected.inputs)), rows)
-      const single = expected.inputs.flatMap((row) => toPredictions(model, net.run(1, fillFrom([row])), 1))
-      kernel.release(net)
+      const batch = predictionsOf(loaded, loaded.net.run(rows, fillFrom(expected.inputs)), rows)
+      const single = expected.inputs.flatMap((row) => predictionsOf(loaded, loaded.net.run(1, fillFrom([row])), 1))
+      kernel.release(loaded.net)
 
       for (const predictions of [batch, single]) {
         if (expected.predictions) {
@@ -295,22 +297,37 @@ describe('model shapes', () => {
     activation,
   })
 
+  // What the kernel itself guards: layer lists it could not lay out in memory.
   const rejected: [string, () => unknown][] = [
     ['no layers', () => kernel.compile([])],
     ['a layer whose input does not match the previous output', () => kernel.compile([layer(3, 4), layer(5, 1)])],
     ['a ragged weight row', () => kernel.compile([{ ...layer(2, 2), weights: [[1, 2], [3]] }])],
-    ['a non-finite weight', () => kernel.compile([{ ...layer(1, 2), weights: [[1, Number.NaN]] }])],
-    ['a non-finite bias', () => kernel.compile([{ ...layer(1, 1), bias: [Infinity] }])],
-    ['an unknown activation', () => kernel.compile([{ ...layer(1, 1), activation: 'gelu' as Activation }])],
-    ['a logistic with 2 coef rows for 3 classes', () => logisticLayers({ kind: 'logistic', coef: [[1], [2]], intercept: [0, 0], classes: ['a', 'b', 'c'] })],
-    ['a logistic with a missing intercept', () => logisticLayers({ kind: 'logistic', coef: [[1]], intercept: [], classes: ['a', 'b'] })],
-    ['an mlp regressor with 2 outputs', () => mlpLayers({ kind: 'mlp', layers: [layer(2, 2)] })],
-    ['an mlp classifier whose outputs do not match its classes', () => mlpLayers({ kind: 'mlp', layers: [layer(2, 2)], classes: ['a', 'b', 'c'] })],
+    ['a layer without outputs', () => kernel.compile([{ weights: [[]], bias: [], activation: 'identity' }])],
   ]
 
   for (const [what, attempt] of rejected) {
     test(`rejects ${what} with a ModelShapeError`, () => {
       expect(attempt).toThrow(ModelShapeError)
+    })
+  }
+
+  // Values, activation names and class counts are the model file's rules, refused before anything reaches the kernel.
+  const mlp = (n: number, layers: unknown[], classes?: unknown[]) => ({ ...head('shape', n), kind: 'mlp', layers, ...(classes ? { classes } : {}) })
+  const logistic = (coef: number[][], intercept: number[], classes: string[]) => ({ ...head('shape', 1), kind: 'logistic', coef, intercept, classes })
+  const refused: [string, unknown, string][] = [
+    ['a non-finite weight', mlp(1, [{ ...layer(1, 2), weights: [[1, Number.NaN]] }]), 'layers[0].weights[0][1]: must be a finite number'],
+    ['a non-finite bias', mlp(1, [{ ...layer(1, 1), bias: [Infinity] }]), 'layers[0].bias[0]: must be a finite number'],
+    ['an unknown activation', mlp(1, [{ ...layer(1, 1), activation: 'gelu' }]), 'layers[0].activation: must be one of relu, tanh, sigmoid, identity, softmax'],
+    ['a logistic with 2 coef rows for 3 classes', logistic([[1], [2]], [0, 0], ['a', 'b', 'c']), 'coef: has 2 rows, expected 3'],
+    ['a logistic with a missing intercept', logistic([[1]], [], ['a', 'b']), 'intercept: has 0 values, expected 1'],
+    ['an mlp regressor with 2 outputs', mlp(2, [layer(2, 2)]), 'layers[0].bias: has 2 outputs; a regressor (no classes) has 1'],
+    ['an mlp classifier whose outputs do not match its classes', mlp(2, [layer(2, 2)], ['a', 'b', 'c']), 'layers[0].bias: has 2 outputs for 3 classes: expected 3'],
+  ]
+
+  for (const [what, file, message] of refused) {
+    test(`parseModel refuses ${what} with a ModelFileError naming the field`, () => {
+      expect(() => parseModel(file, 'shape')).toThrow(ModelFileError)
+      expect(() => parseModel(file, 'shape')).toThrow(message)
     })
   }
 
@@ -494,7 +511,8 @@ describe('single-file executable', () => {
   test('bun build --compile embeds the wasm and the binary computes what bun run does', async () => {
     const entry = join(dir, 'entry.ts')
     await Bun.write(entry, [
-      `import { Kernel, linearLayers } from ${JSON.stringify(join(import.meta.dir, '../src/inference/kernel.ts'))}`,
+      `import { Kernel } from ${JSON.stringify(join(import.meta.dir, '../src/inference/kernel.ts'))}`,
+      `import { linearLayers } from ${JSON.stringify(join(import.meta.dir, '../src/inference/model-file.ts'))}`,
       'const kernel = await Kernel.load()',
       "const net = kernel.compile(linearLayers({ kind: 'linear', coef: [0.5, 1.5, -2], intercept: 0.25 }))",
       'console.log(JSON.stringify(Array.from(net.run(2, (x) => x.set([1, 0, 0, 2, 3, 5])))))',

@@ -7,6 +7,7 @@ import { keyStore } from '../src/platform/keys/store'
 import { createKey } from '../src/platform/keys'
 import { createLogger } from '../src/platform/logger'
 import { RedisLimiter, redisOptions } from '../src/platform/ratelimit'
+import { eventually } from './eventually'
 import { needs, postgresBase, problemOf } from './helpers'
 import { tcpProxy } from './proxy'
 
@@ -21,7 +22,7 @@ describe('a dependency goes away and comes back', () => {
     const database = await openDatabase(url)
     const keys = keyStore(database)
     try {
-      const app = createApp({ config: loadConfig({ DATABASE_URL: url, RATE_LIMIT: 'off' }), database, keys, log: createLogger('silent') })
+      const app = createApp({ config: loadConfig({ DATABASE_URL: url, RATE_LIMIT: 'off', SERVICES: 'tasks' }), database, keys, log: createLogger('silent') })
       const { raw: key } = await createKey(keys, 'uma', ['tasks:read', 'tasks:write'])
       const list = () => app.handle(new Request('http://localhost/v1/tasks', { headers: { 'x-api-key': key } }))
       expect((await list()).status).toBe(200)
@@ -38,12 +39,7 @@ describe('a dependency goes away and comes back', () => {
       expect(((await ready.json()) as { checks: Record<string, boolean> }).checks.database).toBe(false)
 
       proxy.restore()
-      let status = 0
-      for (let attempt = 0; attempt < 100 && status !== 200; attempt++) {
-        status = (await list()).status
-        if (status !== 200) await Bun.sleep(50)
-      }
-      expect(status).toBe(200)
+      await eventually(async () => (await list()).status === 200, { what: 'requests succeed again', timeoutMs: 5000, intervalMs: 50 })
       expect((await app.handle(new Request('http://localhost/readyz'))).status).toBe(200)
     } finally {
       await database.close()
@@ -65,13 +61,10 @@ describe('a dependency goes away and comes back', () => {
     expect(results.map((r) => r.allowed)).toEqual([true, true, false])
     expect(limiter.degraded).toBe(true)
     proxy.restore()
-    let degraded = true
-    for (let attempt = 0; attempt < 100 && degraded; attempt++) {
+    await eventually(async () => {
       await limiter.take('c', limit)
-      degraded = limiter.degraded
-      if (degraded) await Bun.sleep(50)
-    }
-    expect(degraded).toBe(false)
+      return !limiter.degraded
+    }, { what: 'the limiter shares through Redis again', timeoutMs: 5000, intervalMs: 50 })
     redis.close()
   })
 })

@@ -3,6 +3,7 @@
 import { describe, expect, test } from 'bun:test'
 import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { eventually } from './eventually'
 import { copyModels, fixtureModels, problemOf, tempDir, testApp, type TestApp } from './helpers'
 
 type Json = Record<string, any>
@@ -14,15 +15,6 @@ function broken(base: string, change: (model: Json) => void): Json {
   const model = { ...fixture(base), name: 'broken' }
   change(model)
   return model
-}
-
-/** Polls `check` until it holds; fails after `ms`. A condition, not a sleep, decides when the test goes on. */
-async function until(what: string, check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = performance.now() + ms
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`)
-    await Bun.sleep(5)
-  }
 }
 
 async function versionOf(t: TestApp, key: string, name: string): Promise<string | null> {
@@ -135,24 +127,24 @@ describe('hot reload through the file system', () => {
     const dir = t.config.modelsDir
 
     write(dir, 'seed-linear.json', seedVersion('2', 2))
-    await until('version 2 serves', async () => (await versionOf(t, key, 'seed-linear')) === '2')
+    await eventually(async () => (await versionOf(t, key, 'seed-linear')) === '2', { what: 'version 2 serves' })
     expect(await seedPrediction(t, key)).toEqual({ status: 200, version: '2', value: 2 })
 
     write(dir, 'seed-linear.json', { ...seedVersion('3', 3), coef: [1, 2] })
-    await until('the bad file is rejected', () => t.registry.rejections().length === 1)
+    await eventually(() => t.registry.rejections().length === 1, { what: 'the bad file is rejected' })
     expect(t.registry.rejections()).toEqual([{ file: 'seed-linear.json', message: 'coef: has 2 values, expected 3' }])
     expect(await seedPrediction(t, key)).toEqual({ status: 200, version: '2', value: 2 })
 
     write(dir, 'seed-linear.json', seedVersion('4', 4))
-    await until('version 4 serves', async () => (await versionOf(t, key, 'seed-linear')) === '4')
+    await eventually(async () => (await versionOf(t, key, 'seed-linear')) === '4', { what: 'version 4 serves' })
     expect(t.registry.rejections()).toEqual([])
 
     unlinkSync(join(dir, 'seed-linear.json'))
-    await until('seed-linear is unloaded', async () => (await versionOf(t, key, 'seed-linear')) === null)
+    await eventually(async () => (await versionOf(t, key, 'seed-linear')) === null, { what: 'seed-linear is unloaded' })
     expect((await seedPrediction(t, key)).status).toBe(404)
 
     write(dir, 'fresh.json', { ...seedVersion('1', 7), name: 'fresh' })
-    await until('fresh loads', async () => (await versionOf(t, key, 'fresh')) === '1')
+    await eventually(async () => (await versionOf(t, key, 'fresh')) === '1', { what: 'fresh loads' })
     // Every replaced version was released: only the served nets live in the kernel.
     expect(t.registry.compiledNets).toBe(t.registry.size)
   })
@@ -165,7 +157,7 @@ describe('hot reload through the file system', () => {
     for (const version of ['2', '3', '4']) {
       write(dir, '.seed-linear.json.tmp', seedVersion(version, Number(version)))
       renameSync(join(dir, '.seed-linear.json.tmp'), join(dir, 'seed-linear.json'))
-      await until(`version ${version} serves`, async () => (await versionOf(t, key, 'seed-linear')) === version)
+      await eventually(async () => (await versionOf(t, key, 'seed-linear')) === version, { what: `version ${version} serves` })
     }
     expect(await seedPrediction(t, key)).toEqual({ status: 200, version: '4', value: 4 })
   })
@@ -178,8 +170,8 @@ describe('hot reload through the file system', () => {
     write(dir, 'seed-linear.json', seedVersion('2', 2))
     unlinkSync(join(dir, 'iris-logistic.json'))
     expect(await t.registry.poll()).toEqual(['iris-logistic.json', 'seed-linear.json'])
-    await until('version 2 serves', async () => (await versionOf(t, key, 'seed-linear')) === '2')
-    await until('iris-logistic is unloaded', async () => (await versionOf(t, key, 'iris-logistic')) === null)
+    await eventually(async () => (await versionOf(t, key, 'seed-linear')) === '2', { what: 'version 2 serves' })
+    await eventually(async () => (await versionOf(t, key, 'iris-logistic')) === null, { what: 'iris-logistic is unloaded' })
     // Nothing else changed, so nothing is read again.
     expect(await t.registry.poll()).toEqual([])
   })
@@ -192,7 +184,7 @@ describe('hot reload through the file system', () => {
     writeFileSync(join(t.config.modelsDir, 'seed-linear.json'), text)
     write(t.config.modelsDir, 'marker.json', { ...seedVersion('1', 1), name: 'marker' })
     // Events are handled in order of their debounce timers, so once marker loaded, the touch was seen.
-    await until('the marker loads', () => t.registry.get('marker') !== undefined)
+    await eventually(() => t.registry.get('marker') !== undefined, { what: 'the marker loads' })
     expect(t.registry.get('seed-linear')).toBe(before!)
   })
 })
@@ -296,11 +288,11 @@ describe('hot reload under a steady stream of predictions', () => {
     }
     const workers = Array.from({ length: 8 }, (_, w) => worker(w))
     const served = async (version: string) => {
-      await until(`version ${version} serves`, async () => answers.every((a) => a.at(-1) === version) && (await versionOf(t, key, 'seed-linear')) === version)
+      await eventually(async () => answers.every((a) => a.at(-1) === version) && (await versionOf(t, key, 'seed-linear')) === version, { what: `version ${version} serves` })
     }
 
     try {
-      await until('every worker answered', () => answers.length === 8 && answers.every((a) => a.length > 0))
+      await eventually(() => answers.length === 8 && answers.every((a) => a.length > 0), { what: 'every worker answered' })
       for (let v = 2; v <= 9; v++) {
         const version = String(v)
         const model = seedVersion(version, v * 10)

@@ -1,8 +1,8 @@
 // The sensor feed over HTTP: publish, readings, list, tickets, validation, auth,
-// and the hub's bounded history (small caps, an injected clock).
+// and the memory feed's bounded history and replay decisions (small caps, an injected clock).
 import { describe, expect, test } from 'bun:test'
-import { socketLimitsFor } from '../src/sensors'
-import { SensorHub } from '../src/sensors/hub'
+import { sensorFeed, socketLimitsFor } from '../src/sensors'
+import { Recovery, type Replay } from '../src/sensors/recovery'
 import { startSimulator } from '../src/sensors/simulator'
 import { MemoryTicketStore } from '../src/sensors/tickets'
 import { problemOf } from './helpers'
@@ -250,7 +250,7 @@ describe('MemoryTicketStore', () => {
 
 describe('history bounds', () => {
   test('each topic keeps its last historySize readings', async () => {
-    const hub = new SensorHub({ historySize: 5, now: () => T0 })
+    const { hub } = sensorFeed({ historySize: 5, now: () => T0 })
     for (let i = 1; i <= 12; i++) hub.publish('sensors/h', { i })
     const { epoch, items } = (await hub.readings('sensors/h', 0, 100))
     expect(items.map((r) => r.seq)).toEqual([8, 9, 10, 11, 12])
@@ -258,13 +258,13 @@ describe('history bounds', () => {
   })
 
   test('past maxTopics the least recently published topic is forgotten; it restarts in a new epoch', async () => {
-    const hub = new SensorHub({ maxTopics: 3 })
+    const { hub, source } = sensorFeed({ maxTopics: 3 })
     for (const id of ['a', 'b', 'c']) hub.publish(`sensors/${id}`, { id })
     const epochA = (await hub.readings('sensors/a', 0, 10)).epoch
     hub.publish('sensors/a', { again: true }) // a is now the most recent; b the least
     hub.publish('sensors/d', { id: 'd' })
-    expect(hub.topics).toBe(3)
-    expect(hub.evictions).toBe(1)
+    expect(source.topics).toBe(3)
+    expect(source.evictions).toBe(1)
     expect((await hub.readings('sensors/b', 0, 10))).toEqual({ epoch: null, items: [] })
     expect((await hub.list()).map((s) => s.sensor_id)).toEqual(['a', 'c', 'd'])
     expect((await hub.readings('sensors/a', 0, 10)).epoch).toBe(epochA)
@@ -275,7 +275,7 @@ describe('history bounds', () => {
 
   test('past maxHistoryBytes old topics go first, then the oldest readings of a topic too big alone', async () => {
     const payload = 'x'.repeat(1000)
-    const hub = new SensorHub({ maxHistoryBytes: 10_000 })
+    const { hub } = sensorFeed({ maxHistoryBytes: 10_000 })
     for (let i = 0; i < 5; i++) hub.publish('sensors/old', { payload })
     for (let i = 0; i < 8; i++) hub.publish('sensors/new', { payload })
     expect((await hub.readings('sensors/old', 0, 100))).toEqual({ epoch: null, items: [] })
@@ -288,20 +288,22 @@ describe('history bounds', () => {
   })
 
   test('data over 16 KiB of JSON is refused before anything is kept', () => {
-    const hub = new SensorHub()
+    const { hub, source } = sensorFeed()
     expect(() => hub.publish('sensors/x', { v: 'é'.repeat(8200) })).toThrow('larger than 16384 bytes')
     expect(hub.published).toBe(0)
-    expect(hub.topics).toBe(0)
+    expect(source.topics).toBe(0)
   })
 })
 
 describe('replay decisions', () => {
   test('recovered when every reading after since is kept, else nothing is replayed', async () => {
-    const hub = new SensorHub({ historySize: 5 })
+    const { hub, source } = sensorFeed({ historySize: 5 })
     for (let i = 1; i <= 8; i++) hub.publish('sensors/r', { i })
     const epoch = (await hub.readings('sensors/r', 0, 1)).epoch!
+    const recovery = new Recovery(source)
     const seqs = (since?: number, e?: string) => {
-      const replay = hub.replay('sensors/r', since, e)
+      // Over a memory feed the decision is synchronous (no promise to await).
+      const replay = recovery.replay('sensors/r', since, e) as Replay
       return { epoch: replay.epoch, recovered: replay.recovered, seqs: replay.frames.map((f) => (JSON.parse(f) as { seq: number }).seq) }
     }
     expect(seqs()).toEqual({ epoch, recovered: true, seqs: [] })
@@ -314,9 +316,9 @@ describe('replay decisions', () => {
   })
 
   test('a new topic replays from 0, and nothing else', () => {
-    const hub = new SensorHub()
-    expect(hub.replay('sensors/new', 0)).toEqual({ epoch: expect.any(String), recovered: true, frames: [] })
-    expect(hub.replay('sensors/new2', 3)).toEqual({ epoch: expect.any(String), recovered: false, frames: [] })
+    const recovery = new Recovery(sensorFeed().source)
+    expect(recovery.replay('sensors/new', 0)).toEqual({ epoch: expect.any(String), recovered: true, frames: [] })
+    expect(recovery.replay('sensors/new2', 3)).toEqual({ epoch: expect.any(String), recovered: false, frames: [] })
   })
 })
 
@@ -331,7 +333,7 @@ describe('socket message limits', () => {
 
 describe('simulator', () => {
   test('publishes through the hub at once and on every tick until stopped', async () => {
-    const hub = new SensorHub()
+    const { hub } = sensorFeed()
     const simulator = startSimulator(hub, { intervalMs: 60_000 })
     simulator.stop()
     const list = (await hub.list())

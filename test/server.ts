@@ -47,15 +47,5 @@ export async function startServer(env: Record<string, string>, command = [proces
   }
 }
 
-/** Runs the keys CLI against a database and returns the raw key it printed last. */
-export async function cliKey(databaseUrl: string, owner: string, scopes: string[] = []): Promise<string> {
-  const proc = Bun.spawn([process.execPath, 'src/cli/keys.ts', 'create', owner, ...scopes.flatMap((s) => ['--scope', s])], {
-    cwd: root,
-    env: { ...process.env, DATABASE_URL: databaseUrl },
-    stdout: 'pipe',
-    stderr: 'pipe',
-  })
-  const [stdout, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited])
-  if (code !== 0) throw new Error(`keys create failed (${code}): ${await new Response(proc.stderr).text()}`)
-  return stdout.trim().split('\n').at(-1)!
-}
+/** Runs the keys CLI against a database and returns the raw key it printed last (shared with the bench). */
+export { cliKey } from '../scripts/keys-cli'

@@ -1,29 +1,42 @@
-// Routes of /v1/models, /v1/predict and the Open Inference Protocol (KServe v2) under /v2:
-// thin handlers over InferenceService. Errors under /v2 take the protocol's shape (kserveErrors).
+// The inference feature: /v1/models, /v1/predict and the Open Inference Protocol (KServe v2) under
+// /v2, as thin handlers over InferenceService, and the wiring the feature needs (its registry's
+// start, shutdown and readiness, and model changes shared over Redis). Errors under /v2 take the
+// protocol's shape (kserveErrors).
+import type { RedisClient } from 'bun'
 import { Elysia, t } from 'elysia'
-import { auth } from '../platform/auth'
-import { setBodyLimit } from '../platform/body'
-import { errorResponses, HttpError, problemResponses } from '../platform/errors'
-import type { ErrorRenderer } from '../platform/http'
-import type { KeyStore } from '../platform/keys'
-import type { Telemetry } from '../platform/observability'
-import { InferenceModel, KServeModel, MAX_ROWS } from './model'
 import pkg from '../../package.json'
-import type { ModelRegistry } from './registry'
-import { InferenceMetrics, InferenceService, SEED_MODEL } from './service'
+import type { Config } from '../config'
+import { auth, type Credentials } from '../platform/auth'
+import { errorResponses, HttpError, problemResponses } from '../platform/errors'
+import type { Readiness } from '../platform/health'
+import type { ErrorRenderer } from '../platform/http'
+import type { Lifecycle } from '../platform/lifecycle'
+import type { Logger } from '../platform/logger'
+import type { Telemetry } from '../platform/observability'
+import { routeOptions } from '../platform/route-options'
+import { shareModelChanges } from './announce'
+import { InferenceMetrics } from './metrics'
+import { InferenceModel, KServeModel, MAX_ROWS } from './model'
+import { ModelRegistry } from './registry'
+import { InferenceService, SEED_MODEL } from './service'
 
 export interface InferenceDeps {
-  registry: ModelRegistry
-  keys: KeyStore
+  config: Pick<Config, 'modelsDir' | 'redisPrefix'>
+  keys: Credentials
   telemetry: Telemetry
-  /** Whether the service takes traffic (not draining); /v2/health/ready also needs the models loaded. */
-  accepting?: () => boolean
+  /** Loads the models before the port opens, closes them at shutdown; `accepting` gates /v2/health/ready. */
+  lifecycle: Lifecycle
+  /** Where the check `models` goes. */
+  readiness: Readiness
+  log: Logger
+  /** With Redis, uploads and deletes are announced to the other instances. */
+  redis?: RedisClient | null
+  /** The models to serve, already loaded (tests); without one, MODELS_DIR is loaded at start and watched. */
+  registry?: ModelRegistry
 }
 
 // 10 000 rows of a few features at full precision do not fit the service-wide 1 MiB.
 const BATCH_BODY_LIMIT = 8 * 1024 * 1024
-setBodyLimit('/v1/models/:name/predict', BATCH_BODY_LIMIT)
-setBodyLimit('/v2/models/:name/infer', BATCH_BODY_LIMIT)
 
 /** Under /v2 errors take the Open Inference Protocol's shape, `{ "error": "…" }`, not problem+json. */
 export const kserveErrors: ErrorRenderer = {
@@ -34,17 +47,32 @@ export const kserveErrors: ErrorRenderer = {
 /** Response schemas of the /v2 error statuses: the protocol's `{ "error" }`, not problem+json. */
 const v2Errors = <const C extends number>(...codes: C[]) => errorResponses(KServeModel.error, ...codes)
 
-export function inference({ registry, keys, telemetry, accepting = () => true }: InferenceDeps) {
+export function inference({ config, keys, telemetry, lifecycle, readiness, log, redis, registry: given }: InferenceDeps) {
+  const registry = given ?? new ModelRegistry({ dir: config.modelsDir, log })
+  readiness.add('models', () => registry.ready)
+  if (redis) {
+    lifecycle.onStart(async () => {
+      const stopSharing = await shareModelChanges(redis, config.redisPrefix, registry, log)
+        .catch((error: unknown) => (log.warn({ err: error }, 'model changes are not announced to other instances (Redis unreachable)'), null))
+      if (stopSharing) lifecycle.onShutdown(stopSharing)
+    })
+  }
+  // Load MODELS_DIR before the port opens (readiness `models` stays false until then), then watch it.
+  if (!given) lifecycle.onStart(() => registry.start())
+  lifecycle.onShutdown(() => registry.close())
   const service = new InferenceService(registry, new InferenceMetrics(telemetry, registry))
   const v1 = new Elysia({ name: 'inference/v1', tags: ['predictions'] })
     .use(auth(keys))
+    .use(routeOptions)
     .get('/v1/models', () => service.list(), {
       auth: 'predict',
+      rateGroup: 'inference',
       response: { 200: InferenceModel.list, ...problemResponses(401, 403, 500) },
       detail: { summary: 'List the models', description: 'The models being served, and the files of MODELS_DIR that failed validation.' },
     })
     .get('/v1/models/:name', ({ params }) => service.model(params.name).summary, {
       auth: 'predict',
+      rateGroup: 'inference',
       params: InferenceModel.params,
       response: { 200: InferenceModel.summary, ...problemResponses(401, 403, 404, 500) },
       detail: { summary: 'Get a model' },
@@ -56,6 +84,7 @@ export function inference({ registry, keys, telemetry, accepting = () => true }:
       return summary
     }, {
       auth: 'admin',
+      rateGroup: 'inference',
       params: InferenceModel.params,
       body: InferenceModel.file,
       parse: 'json',
@@ -71,12 +100,15 @@ export function inference({ registry, keys, telemetry, accepting = () => true }:
       set.status = 204
     }, {
       auth: 'admin',
+      rateGroup: 'inference',
       params: InferenceModel.params,
       response: { 204: t.Undefined({ description: 'Deleted: the model is no longer served and its file is gone' }), ...problemResponses(401, 403, 404, 500) },
       detail: { summary: 'Delete a model' },
     })
     .post('/v1/models/:name/predict', ({ params, body }) => service.predict(params.name, body), {
       auth: 'predict',
+      rateGroup: 'inference',
+      bodyLimit: BATCH_BODY_LIMIT,
       params: InferenceModel.params,
       body: InferenceModel.predictBody,
       parse: 'json',
@@ -89,6 +121,7 @@ export function inference({ registry, keys, telemetry, accepting = () => true }:
     })
     .post('/v1/predict', ({ body }) => service.predictSeed(body), {
       auth: 'predict',
+      rateGroup: 'inference',
       body: InferenceModel.seedBody,
       parse: 'json',
       response: { 200: InferenceModel.seedPrediction, ...problemResponses(400, 401, 403, 413, 415, 422, 500, 503) },
@@ -97,35 +130,43 @@ export function inference({ registry, keys, telemetry, accepting = () => true }:
 
   const v2 = new Elysia({ name: 'inference/v2', tags: ['kserve v2'] })
     .use(auth(keys))
+    .use(routeOptions)
+    // No rate group: server metadata has never counted against the inference limit (only paths under /v2/ do).
     .get('/v2', () => ({ name: 'taskmesh', version: pkg.version, extensions: [] as string[] }), {
       response: { 200: t.Object({ name: t.String(), version: t.String(), extensions: t.Array(t.String()) }) },
       detail: { summary: 'Server metadata (Open Inference Protocol)' },
     })
     .get('/v2/health/live', () => ({ live: true }), {
+      rateGroup: 'inference',
       response: { 200: KServeModel.live },
       detail: { summary: 'Server live (Open Inference Protocol)' },
     })
     .get('/v2/health/ready', () => {
-      if (!registry.ready || !accepting()) throw new HttpError(503, registry.ready ? 'the server is shutting down' : 'the models are still loading')
+      if (!registry.ready || !lifecycle.accepting) throw new HttpError(503, registry.ready ? 'the server is shutting down' : 'the models are still loading')
       return { ready: true }
     }, {
+      rateGroup: 'inference',
       response: { 200: KServeModel.ready, ...v2Errors(503) },
       detail: { summary: 'Server ready (Open Inference Protocol)', description: '200 once the models are loaded, 503 before and while shutting down.' },
     })
     .get('/v2/models/:name', ({ params }) => service.metadata(params.name), {
       auth: 'predict',
+      rateGroup: 'inference',
       params: InferenceModel.params,
       response: { 200: KServeModel.metadata, ...v2Errors(401, 403, 404, 500) },
       detail: { summary: 'Model metadata (Open Inference Protocol)' },
     })
     .get('/v2/models/:name/ready', ({ params }) => service.modelReady(params.name), {
       auth: 'predict',
+      rateGroup: 'inference',
       params: InferenceModel.params,
       response: { 200: KServeModel.modelReady, ...v2Errors(401, 403, 404, 500, 503) },
       detail: { summary: 'Model ready (Open Inference Protocol)', description: '503 when the model\'s file exists but was rejected.' },
     })
     .post('/v2/models/:name/infer', ({ params, body }) => service.infer(params.name, body), {
       auth: 'predict',
+      rateGroup: 'inference',
+      bodyLimit: BATCH_BODY_LIMIT,
       params: InferenceModel.params,
       body: KServeModel.inferBody,
       parse: 'json',

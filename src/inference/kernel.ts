@@ -4,6 +4,7 @@
 import wasmPath from '../../wasm/build/kernel.wasm' with { type: 'file' }
 
 export type Activation = 'relu' | 'tanh' | 'sigmoid' | 'identity' | 'softmax'
+/** The activations the kernel implements; model-file.ts refuses a file naming any other. */
 export const ACTIVATIONS: readonly Activation[] = ['relu', 'tanh', 'sigmoid', 'identity', 'softmax']
 
 /** One dense layer as in a model file: `weights` is [nIn][nOut]. */
@@ -12,39 +13,6 @@ export interface DenseLayer {
   readonly bias: readonly number[]
   readonly activation: Activation
 }
-
-export type Label = string | number
-
-export interface LinearModel {
-  readonly kind: 'linear'
-  readonly coef: readonly number[]
-  readonly intercept: number
-}
-
-export interface LogisticModel {
-  readonly kind: 'logistic'
-  /** [k][n]: one row of coefficients per score. */
-  readonly coef: readonly (readonly number[])[]
-  readonly intercept: readonly number[]
-  readonly classes: readonly Label[]
-}
-
-export interface MlpModel {
-  readonly kind: 'mlp'
-  readonly layers: readonly DenseLayer[]
-  /** Present for classifiers, absent for regressors. */
-  readonly classes?: readonly Label[]
-}
-
-export type ModelSpec = LinearModel | LogisticModel | MlpModel
-
-export interface Classification {
-  label: Label
-  probabilities: Record<string, number>
-}
-
-/** A number for regressors, a label with per-class probabilities for classifiers. */
-export type Prediction = number | Classification
 
 /**
  * Writes `count` input rows, starting at batch row `first`, into `input` (count*nIn values,
@@ -77,7 +45,10 @@ export function fillFrom(rows: readonly (readonly number[])[]): Fill {
   }
 }
 
-/** A model file or layer list whose shape the kernel cannot run (the registry answers 422). */
+/**
+ * A layer list the kernel cannot lay out in memory. Files reach the kernel through parseModel, which
+ * refuses every such shape with a message naming the field, so this only fires on a bug.
+ */
 export class ModelShapeError extends Error {
   override name = 'ModelShapeError'
 }
@@ -226,7 +197,7 @@ export class Kernel {
     return this.live.size
   }
 
-  /** Validates the layers and copies their weights, transposed, into kernel memory once. */
+  /** Checks the layers fit together in memory and copies their weights, transposed, into kernel memory once. */
   compile(layers: readonly DenseLayer[]): CompiledNet {
     const shapes = checkLayers(layers)
     let bytes = 0
@@ -330,6 +301,8 @@ class Net implements CompiledNet {
   }
 }
 
+// Only what keeps reads and writes inside the net's region and the scratch: values, activation
+// names and class counts are the model file's rules (model-file.ts), which callers have checked.
 function checkLayers(layers: readonly DenseLayer[]): { nIn: number; nOut: number }[] {
   if (layers.length === 0) throw new ModelShapeError('a network needs at least one layer')
   let prevOut = -1
@@ -344,90 +317,8 @@ function checkLayers(layers: readonly DenseLayer[]): { nIn: number; nOut: number
     }
     layer.weights.forEach((row, i) => {
       if (row.length !== nOut) throw new ModelShapeError(`${at}.weights[${i}] has ${row.length} values, expected ${nOut} (the bias length)`)
-      checkFinite(row, `${at}.weights[${i}]`)
     })
-    checkFinite(layer.bias, `${at}.bias`)
-    if (!ACTIVATIONS.includes(layer.activation)) throw new ModelShapeError(`${at}.activation ${JSON.stringify(layer.activation)} is not one of ${ACTIVATIONS.join(', ')}`)
     prevOut = nOut
     return { nIn, nOut }
   })
-}
-
-function checkFinite(values: readonly number[], at: string): void {
-  values.forEach((v, i) => {
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new ModelShapeError(`${at}[${i}] is not a finite number`)
-  })
-}
-
-/** y = x·coef + intercept as one identity layer. */
-export function linearLayers(model: LinearModel): DenseLayer[] {
-  return [{ weights: model.coef.map((c) => [c]), bias: [model.intercept], activation: 'identity' }]
-}
-
-/** One score per row of `coef`: sigmoid for the binary case (one row, two classes), else softmax. */
-export function logisticLayers(model: LogisticModel): DenseLayer[] {
-  const k = model.coef.length
-  const c = model.classes.length
-  const binary = k === 1 && c === 2
-  if (!binary && (k !== c || k < 2)) {
-    throw new ModelShapeError(`coef has ${k} rows for ${c} classes: expected 1 row for 2 classes, or one row per class`)
-  }
-  if (model.intercept.length !== k) throw new ModelShapeError(`intercept has ${model.intercept.length} values, expected ${k}`)
-  const n = model.coef[0]!.length
-  model.coef.forEach((row, j) => {
-    if (row.length !== n) throw new ModelShapeError(`coef[${j}] has ${row.length} values, expected ${n}`)
-  })
-  const weights = Array.from({ length: n }, (_, i) => model.coef.map((row) => row[i]!))
-  return [{ weights, bias: model.intercept, activation: binary ? 'sigmoid' : 'softmax' }]
-}
-
-/** The file's layers as they are, after checking the output fits `classes` (or is one value for a regressor). */
-export function mlpLayers(model: MlpModel): DenseLayer[] {
-  const nOut = model.layers.at(-1)?.bias.length ?? 0
-  const c = model.classes?.length
-  if (c === undefined ? nOut !== 1 : !((nOut === 1 && c === 2) || (nOut === c && c >= 2))) {
-    const expected = c === undefined ? '1 for a regressor' : `${c}${c === 2 ? ' or 1' : ''} for ${c} classes`
-    throw new ModelShapeError(`the last layer has ${nOut} outputs, expected ${expected}`)
-  }
-  return [...model.layers]
-}
-
-export function modelLayers(model: ModelSpec): DenseLayer[] {
-  switch (model.kind) {
-    case 'linear': return linearLayers(model)
-    case 'logistic': return logisticLayers(model)
-    case 'mlp': return mlpLayers(model)
-  }
-}
-
-/**
- * Turns a net's outputs into one prediction per row: the value for regressors; for classifiers the
- * argmax label and every class's probability (a single output p is the binary case: [1 - p, p]).
- */
-export function toPredictions(model: ModelSpec, outputs: Float64Array, rows: number): Prediction[] {
-  const classes = model.kind === 'linear' ? undefined : model.classes
-  if (!classes) return Array.from(outputs)
-  const width = rows === 0 ? classes.length : outputs.length / rows
-  if (width !== classes.length && !(width === 1 && classes.length === 2)) {
-    throw new ModelShapeError(`${width} outputs per row do not fit ${classes.length} classes`)
-  }
-  const predictions: Classification[] = []
-  const probs = new Array<number>(classes.length)
-  for (let r = 0; r < rows; r++) {
-    if (width === 1) {
-      const p = outputs[r]!
-      probs[0] = 1 - p
-      probs[1] = p
-    } else {
-      for (let j = 0; j < classes.length; j++) probs[j] = outputs[r * width + j]!
-    }
-    let best = 0
-    const probabilities: Record<string, number> = {}
-    for (let j = 0; j < classes.length; j++) {
-      if (probs[j]! > probs[best]!) best = j
-      probabilities[String(classes[j])] = probs[j]!
-    }
-    predictions.push({ label: classes[best]!, probabilities })
-  }
-  return predictions
 }

@@ -1,8 +1,11 @@
-// Prediction metrics: `predictions_total{model}` (rows predicted) and the histogram
-// `prediction_batch_rows{model}` (rows per request). They sit on the hot path of every prediction,
-// so they are plain per-model tallies (a Map lookup and a few additions) that prom-client's
-// registry renders at scrape time, instead of prom-client objects hashing labels per request.
+// What inference reports to Prometheus: models loaded and files rejected, `predictions_total{model}`
+// (rows predicted) and the histogram `prediction_batch_rows{model}` (rows per request). The last two
+// sit on the hot path of every prediction, so they are plain per-model tallies (a Map lookup and a
+// few additions) that prom-client's registry renders at scrape time, instead of prom-client objects
+// hashing labels per request.
 import type { Metric, Registry } from 'prom-client'
+import type { Telemetry } from '../platform/observability'
+import type { ModelRegistry } from './registry'
 
 const BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000]
 
@@ -65,5 +68,20 @@ export class PredictionMetrics {
     let i = 0
     while (i < BUCKETS.length && rows > BUCKETS[i]!) i++
     tally.buckets[i]!++
+  }
+}
+
+/** What the service reports to Prometheus. */
+export class InferenceMetrics {
+  private readonly predictions: PredictionMetrics
+
+  constructor(telemetry: Telemetry, registry: ModelRegistry) {
+    this.predictions = new PredictionMetrics(telemetry.registry)
+    telemetry.gauge('models_loaded', 'Models being served', () => registry.size)
+    telemetry.gauge('model_files_rejected', 'Files in MODELS_DIR that failed validation', () => registry.rejections().length)
+  }
+
+  observe(model: string, rows: number): void {
+    this.predictions.observe(model, rows)
   }
 }

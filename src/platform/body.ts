@@ -52,5 +52,3 @@ export async function readJson(request: Request, contentType: string, limit: num
   }
 }
 
-/** @deprecated transitional no-op while features move to `bodyLimit` on the route; removed with the last caller. */
-export function setBodyLimit(_route: string, _bytes: number): void {}

@@ -1,55 +1,25 @@
 // Routes of /v1/sensors (HTTP and the WebSocket at /v1/sensors/ws) and the public
 // /dashboard: thin handlers over the hub, the ticket store and the socket protocol.
 import { Elysia, t } from 'elysia'
-import type { Config } from '../config'
-import { auth, authenticate } from '../platform/auth'
-import { setBodyLimit } from '../platform/body'
+import { auth, authenticate, type Credentials } from '../platform/auth'
 import { HttpError, problemResponses } from '../platform/errors'
-import type { KeyStore, Principal } from '../platform/keys'
-import { dashboard } from './assets'
-import { SensorHub, type HubOptions, type Socket } from './hub'
+import type { Principal } from '../platform/keys'
+import type { Telemetry } from '../platform/observability'
+import { routeOptions } from '../platform/route-options'
+import { dashboard } from './dashboard'
+import type { SensorHub, Socket } from './hub'
 import { MAX_DATA_BYTES, SensorModel, topicOf } from './model'
-import { defaultSocketLimits, SensorSockets, type SocketLimits } from './socket'
-import { MemoryTicketStore, type TicketStore } from './tickets'
+import { sensorMetrics, type SensorFeed } from './setup'
+import { defaultSocketLimits } from './socket'
+import type { TicketStore } from './tickets'
 
 export { SensorHub } from './hub'
+export { sensorFeed, socketLimitsFor, type SensorFeed, type SensorFeedOptions } from './setup'
 export { startSimulator } from './simulator'
 export { MemoryTicketStore, type TicketStore } from './tickets'
 
 /** Largest message a client may send on the socket; a bigger one closes it with 1009. */
 export const MAX_MESSAGE_BYTES = 64 * 1024
-
-setBodyLimit('/v1/sensors/:sensor_id/readings', MAX_DATA_BYTES)
-
-/** Everything the sensor feed keeps at run time; build one with `sensorFeed()`. */
-export interface SensorFeed {
-  hub: SensorHub
-  tickets: TicketStore
-  sockets: SensorSockets
-}
-
-export interface SensorFeedOptions extends HubOptions {
-  tickets?: TicketStore
-  socketLimits?: Partial<SocketLimits>
-}
-
-/**
- * A socket's messages are limited like requests: the sensors rate limit (RATE_LIMIT, or
- * RATE_LIMIT_SENSORS), per connection, with the same burst; none when it is off.
- */
-export function socketLimitsFor(config: Pick<Config, 'rateLimit' | 'rateLimits'>): SocketLimits {
-  const limit = 'sensors' in config.rateLimits ? (config.rateLimits.sensors ?? null) : config.rateLimit
-  return { ...defaultSocketLimits, ...(limit ? { rate: limit.rate, burst: limit.burst } : { rate: Infinity, burst: Infinity }) }
-}
-
-export function sensorFeed({ tickets, socketLimits, ...hubOptions }: SensorFeedOptions = {}): SensorFeed {
-  const hub = new SensorHub(hubOptions)
-  return {
-    hub,
-    tickets: tickets ?? new MemoryTicketStore({ now: hubOptions.now }),
-    sockets: new SensorSockets(hub, { ...defaultSocketLimits, ...socketLimits }, hubOptions.now),
-  }
-}
 
 /**
  * Bun's WebSocket settings for the server (they are per server, not per route):
@@ -71,7 +41,9 @@ export function websocketSettings(hub: SensorHub) {
 
 export interface SensorDeps {
   feed: SensorFeed
-  keys: KeyStore
+  keys: Credentials
+  /** Where the feed's gauges and totals are registered. */
+  telemetry: Telemetry
   /** False while the service drains: new sockets are refused with 503. */
   accepting?: () => boolean
   /** Browser origins allowed to open the socket besides the service's own (CORS_ORIGINS). */
@@ -84,7 +56,7 @@ const realm = 'Bearer realm="taskmesh"'
 const rawOf = (ws: { raw: unknown }) => ws.raw as Socket
 
 /** The principal of an upgrade: a one-use `?ticket=`, else the key headers; sensors:read either way. */
-async function socketPrincipal(keys: KeyStore, tickets: TicketStore, request: Request, ticket: string | undefined): Promise<Principal> {
+async function socketPrincipal(keys: Credentials, tickets: TicketStore, request: Request, ticket: string | undefined): Promise<Principal> {
   if (ticket === undefined) return authenticate(keys, request, 'sensors:read')
   const principal = await tickets.redeem(ticket)
   if (!principal) {
@@ -109,11 +81,13 @@ function checkOrigin(request: Request, origins: readonly string[]): void {
   throw new HttpError(403, `WebSocket connections from the origin ${origin.slice(0, 100)} are not allowed`)
 }
 
-export function sensors({ feed, keys, accepting = () => true, origins = [] }: SensorDeps) {
+export function sensors({ feed, keys, telemetry, accepting = () => true, origins = [] }: SensorDeps) {
   const { hub, tickets, sockets } = feed
+  sensorMetrics(telemetry, feed)
   const socketProblems = problemResponses(401, 403, 422, 426, 500, 503)
   const api = new Elysia({ name: 'sensors/api', prefix: '/v1/sensors', tags: ['sensors'] })
     .use(auth(keys))
+    .use(routeOptions)
     .macro({
       socketAuth: (enabled: boolean) => ({
         // resolve runs once per upgrade (a WS route's beforeHandle runs twice, which would spend the ticket).
@@ -129,6 +103,7 @@ export function sensors({ feed, keys, accepting = () => true, origins = [] }: Se
     })
     .get('', async () => ({ items: await hub.list() }), {
       auth: 'sensors:read',
+      rateGroup: 'sensors',
       response: { 200: SensorModel.list, ...problemResponses(401, 403, 500) },
       detail: { summary: 'List the sensors', description: 'Every sensor with a reading in the history kept, with its newest reading, by sensor_id.' },
     })
@@ -137,6 +112,8 @@ export function sensors({ feed, keys, accepting = () => true, origins = [] }: Se
       return hub.publish(topicOf(params.sensor_id), body)
     }, {
       auth: 'sensors:write',
+      rateGroup: 'sensors',
+      bodyLimit: MAX_DATA_BYTES,
       params: SensorModel.params,
       body: SensorModel.publishBody,
       parse: 'json',
@@ -149,6 +126,7 @@ export function sensors({ feed, keys, accepting = () => true, origins = [] }: Se
     })
     .get('/:sensor_id/readings', ({ params, query }) => hub.readings(topicOf(params.sensor_id), query.since ?? 0, query.limit ?? 100), {
       auth: 'sensors:read',
+      rateGroup: 'sensors',
       params: SensorModel.params,
       query: SensorModel.readingsQuery,
       response: { 200: SensorModel.readings, ...problemResponses(401, 403, 422, 500) },
@@ -165,6 +143,7 @@ export function sensors({ feed, keys, accepting = () => true, origins = [] }: Se
       return { ticket, expires_at: new Date(expiresAt).toISOString() }
     }, {
       auth: 'sensors:read',
+      rateGroup: 'sensors',
       response: { 201: SensorModel.ticket, ...problemResponses(401, 403, 500) },
       detail: {
         summary: 'Get a WebSocket ticket',
@@ -175,6 +154,7 @@ export function sensors({ feed, keys, accepting = () => true, origins = [] }: Se
     .get('/ws', () => {
       throw new HttpError(426, 'GET /v1/sensors/ws opens a WebSocket: send Upgrade: websocket', { headers: { upgrade: 'websocket', connection: 'Upgrade' } })
     }, {
+      rateGroup: 'sensors',
       query: SensorModel.socketQuery,
       response: { 101: t.Void({ description: 'Switching Protocols: the socket is open' }), ...socketProblems },
       detail: {

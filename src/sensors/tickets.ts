@@ -1,6 +1,6 @@
 // One-use, short-lived tickets that stand in for an API key on the WebSocket upgrade
-// (browsers cannot set headers there). In memory; a shared store (Redis: SET EX + GETDEL)
-// can implement the same interface for several instances.
+// (browsers cannot set headers there): in memory, or in Redis for several instances.
+import type { RedisClient } from 'bun'
 import type { Principal } from '../platform/keys'
 
 type Awaitable<T> = T | Promise<T>
@@ -27,6 +27,9 @@ export interface MemoryTicketOptions {
 
 const ticketPattern = /^tk_[A-Za-z0-9_-]{43}$/
 
+// 256 random bits: unguessable, so possession is the proof.
+const newTicket = () => `tk_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')}`
+
 export class MemoryTicketStore implements TicketStore {
   readonly ttlMs: number
   private readonly max: number
@@ -48,8 +51,7 @@ export class MemoryTicketStore implements TicketStore {
     const now = this.now()
     this.sweep(now)
     if (this.live.size >= this.max) this.live.delete(this.live.keys().next().value!)
-    // 256 random bits: unguessable, so possession is the proof.
-    const ticket = `tk_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')}`
+    const ticket = newTicket()
     const expiresAt = now + this.ttlMs
     this.live.set(ticket, { principal, expiresAt })
     return { ticket, expiresAt }
@@ -68,5 +70,26 @@ export class MemoryTicketStore implements TicketStore {
       if (entry.expiresAt > now) break
       this.live.delete(ticket)
     }
+  }
+}
+
+/** Tickets every instance can redeem: SET with an expiry, redeemed by GETDEL. */
+export class RedisTicketStore implements TicketStore {
+  constructor(private readonly redis: RedisClient, private readonly prefix = 'taskmesh:', readonly ttlMs = 30_000) {}
+
+  async issue(principal: Principal): Promise<Ticket> {
+    const ticket = newTicket()
+    const expiresAt = Date.now() + this.ttlMs
+    const value = JSON.stringify({ keyId: principal.keyId, owner: principal.owner, scopes: [...principal.scopes] })
+    await this.redis.send('SET', [`${this.prefix}ticket:${ticket}`, value, 'PX', String(this.ttlMs)])
+    return { ticket, expiresAt }
+  }
+
+  async redeem(ticket: string): Promise<Principal | null> {
+    if (!ticketPattern.test(ticket)) return null
+    const value = await this.redis.getdel(`${this.prefix}ticket:${ticket}`)
+    if (!value) return null
+    const { keyId, owner, scopes } = JSON.parse(value) as { keyId: string; owner: string; scopes: string[] }
+    return { keyId, owner, scopes: new Set(scopes) }
   }
 }

@@ -1,7 +1,7 @@
 // Plain TypeScript version of the kernel's maths (dense layers and activations over Float64Array),
-// in the same layout and with the same CompiledNet interface: the tests' reference and the
-// benchmark's baseline. Nothing in the serving path uses it.
-import type { CompiledNet, DenseLayer } from './kernel.ts'
+// in the same layout and with the same CompiledNet interface: the benchmark's baseline and the
+// tests' reference. Nothing in the serving path uses it.
+import type { CompiledNet, DenseLayer } from '../src/inference/kernel.ts'
 
 /** out[r*nOut + j] = b[j] + Σ_i x[r*nIn + i] * wT[j*nIn + i], summed in index order. */
 export function dense(x: Float64Array, rows: number, nIn: number, wT: Float64Array, b: Float64Array, nOut: number, out: Float64Array): void {

@@ -1,25 +1,9 @@
-// The sensor feed across instances, through Redis: one seq sequence and epoch
-// per topic (a Lua script assigns them), the shared history in a Redis Stream
-// (XADD ids are `<seq>-0`, so XRANGE replays by seq), the last reading per topic
-// in a hash, live fan-out over one pub/sub channel, and one-use tickets.
+// The sensor feed across instances, through Redis: one seq sequence and epoch per topic (a Lua
+// script assigns them), the shared history in a Redis Stream (XADD ids are `<seq>-0`, so XRANGE
+// replays by seq), the last reading per topic in a hash, and live fan-out over one pub/sub channel.
 import { RedisClient } from 'bun'
-import type { Principal } from '../platform/keys'
-import type { Ticket, TicketStore } from './tickets'
-
-/** What the hub needs from a shared store to serve a topic on every instance. */
-export interface FeedBackend {
-  /** Appends a reading; `head` + seq + `tail` is its frame. Resolves once every instance will receive it. */
-  publish(topic: string, head: string, tail: string): Promise<{ seq: number; epoch: string }>
-  /** The epoch of a topic, created if the topic is new (so every instance agrees on it). */
-  epoch(topic: string): Promise<string>
-  /** Frames after `since`, oldest first, with the oldest and newest seq the store still has. */
-  range(topic: string, since: number, limit: number): Promise<{ epoch: string | null; frames: string[]; first: number; last: number }>
-  /** The newest frame of every topic. */
-  latest(): Promise<string[]>
-  /** Calls `deliver` for every frame published on any instance, in seq order per topic; `lost` when the feed drops. */
-  listen(deliver: (topic: string, epoch: string, seq: number, frame: string) => void, lost?: () => void): Promise<void>
-  close(): void
-}
+import type { Delivered, Feed, FeedListener } from './feed'
+import { MemoryFeed, type HistoryOptions } from './history'
 
 const publishScript = `
 local seq = redis.call('INCR', KEYS[1])
@@ -34,22 +18,40 @@ return {seq, epoch}
 
 type StreamEntry = [id: string, fields: string[]]
 
-export class RedisFeed implements FeedBackend {
+export class RedisFeed implements Feed {
+  readonly historySize: number
   private subscriber: RedisClient | null = null
   private readonly channel: string
+  /** The live frames delivered here, kept as the memory feed keeps its own: replays join them. */
+  private readonly cache: MemoryFeed
 
   /**
    * `url` opens the live-feed connection; it does not reconnect by itself, so a loss is
    * noticed at once (the caller closes sockets and listens again).
    */
-  constructor(private readonly redis: RedisClient, private readonly url: string, private readonly prefix = 'taskmesh:', private readonly historySize = 1000) {
+  constructor(private readonly redis: RedisClient, private readonly url: string, private readonly prefix = 'taskmesh:', history: HistoryOptions = {}) {
     this.channel = `${prefix}sensors:feed`
+    this.cache = new MemoryFeed(history)
+    this.historySize = this.cache.historySize
+  }
+
+  get topics(): number {
+    return this.cache.topics
+  }
+
+  get evictions(): number {
+    return this.cache.evictions
+  }
+
+  get delivered(): Delivered {
+    return this.cache
   }
 
   private keys(topic: string) {
     return { seq: `${this.prefix}sensors:seq:${topic}`, epoch: `${this.prefix}sensors:epoch:${topic}`, stream: `${this.prefix}sensors:stream:${topic}` }
   }
 
+  /** Resolves once every instance will receive the frame, this one included, from the channel. */
   async publish(topic: string, head: string, tail: string): Promise<{ seq: number; epoch: string }> {
     const { seq, epoch, stream } = this.keys(topic)
     const reply = (await this.redis.send('EVAL', [publishScript, '4', seq, epoch, stream, `${this.prefix}sensors:latest`,
@@ -81,8 +83,9 @@ export class RedisFeed implements FeedBackend {
     return Array.isArray(all) ? all.filter((_, i) => i % 2 === 1) : Object.values(all)
   }
 
-  async listen(deliver: (topic: string, epoch: string, seq: number, frame: string) => void, lost: () => void = () => {}): Promise<void> {
+  async listen(listener: FeedListener, lost: () => void = () => {}): Promise<void> {
     this.close()
+    this.cache.listen(listener)
     // A subscribed connection can do nothing else: a second one carries the live feed.
     this.subscriber = new RedisClient(this.url, { autoReconnect: false, connectionTimeout: 2000 })
     await this.subscriber.connect()
@@ -92,7 +95,7 @@ export class RedisFeed implements FeedBackend {
       const a = message.indexOf(' ')
       const b = message.indexOf(' ', a + 1)
       const c = message.indexOf(' ', b + 1)
-      deliver(message.slice(b + 1, c), message.slice(0, a), Number(message.slice(a + 1, b)), message.slice(c + 1))
+      this.cache.relay(message.slice(b + 1, c), message.slice(0, a), Number(message.slice(a + 1, b)), message.slice(c + 1))
     })
   }
 
@@ -101,28 +104,5 @@ export class RedisFeed implements FeedBackend {
     this.subscriber.onclose = null
     this.subscriber.close()
     this.subscriber = null
-  }
-}
-
-const ticketPattern = /^tk_[A-Za-z0-9_-]{43}$/
-
-/** One-use tickets every instance can redeem: SET with an expiry, redeemed by GETDEL. */
-export class RedisTicketStore implements TicketStore {
-  constructor(private readonly redis: RedisClient, private readonly prefix = 'taskmesh:', readonly ttlMs = 30_000) {}
-
-  async issue(principal: Principal): Promise<Ticket> {
-    const ticket = `tk_${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url')}`
-    const expiresAt = Date.now() + this.ttlMs
-    const value = JSON.stringify({ keyId: principal.keyId, owner: principal.owner, scopes: [...principal.scopes] })
-    await this.redis.send('SET', [`${this.prefix}ticket:${ticket}`, value, 'PX', String(this.ttlMs)])
-    return { ticket, expiresAt }
-  }
-
-  async redeem(ticket: string): Promise<Principal | null> {
-    if (!ticketPattern.test(ticket)) return null
-    const value = await this.redis.getdel(`${this.prefix}ticket:${ticket}`)
-    if (!value) return null
-    const { keyId, owner, scopes } = JSON.parse(value) as { keyId: string; owner: string; scopes: string[] }
-    return { keyId, owner, scopes: new Set(scopes) }
   }
 }

@@ -1,0 +1,48 @@
+// The models folder on disk: which of its files are model files, how a change to one is noticed
+// (modification time and size), and writing one atomically so no reader ever sees half a file.
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+
+/** Hidden files (editor swap and lock files, our own temp files) and other extensions are not model files. */
+export const isModelFile = (file: string) => file.endsWith('.json') && !file.startsWith('.') && !file.startsWith('#')
+export const nameOf = (file: string) => file.slice(0, -'.json'.length)
+/** Hash of a file's text, to skip reloading an unchanged file. */
+export const digestOf = (text: string) => Bun.hash(text).toString(36)
+
+/** The model files of `dir`, unsorted. */
+export async function modelFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter(isModelFile)
+}
+
+/** A file's modification time and size as one string: when it differs, the file changed. Rejects like stat. */
+export async function stampOf(path: string): Promise<string> {
+  const info = await stat(path)
+  return `${info.mtimeMs}:${info.size}`
+}
+
+/** Temp file, fsync, rename over `file`, then fsync the folder so the rename is durable too. */
+export async function writeAtomically(dir: string, file: string, text: string): Promise<void> {
+  // A hidden name that does not end in .json: the watcher and the initial load ignore it.
+  const temp = join(dir, `.${file}.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
+  try {
+    const handle = await open(temp, 'w')
+    try {
+      await handle.writeFile(text)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(temp, join(dir, file))
+  } catch (error) {
+    await unlink(temp).catch(() => undefined)
+    throw error
+  }
+  const folder = await open(dir, 'r')
+  try {
+    await folder.sync()
+  } catch {
+    // Some file systems refuse fsync on a directory; the rename is still atomic.
+  } finally {
+    await folder.close()
+  }
+}
