@@ -7,7 +7,7 @@ const root = join(import.meta.dir, '..')
 const keyPattern = /^tm_[A-Za-z0-9]{8}_[A-Za-z0-9]+$/
 
 /**
- * The `keys` script of package.json (`bun src/cli/keys.ts`) with this very bun binary, so it
+ * The `keys` script of package.json (`bun src/platform/keys/cli.ts`) with this very bun binary, so it
  * works even when no `bun` is on PATH (which `bun run keys` would need).
  */
 function keysCommand(): string[] {

@@ -37,7 +37,7 @@ export interface AppDeps {
   lifecycle?: Lifecycle
   /** The models to serve, already loaded (tests); without one, inference loads MODELS_DIR at lifecycle start. */
   registry?: ModelRegistry
-  /** With Redis, model uploads and deletes are announced to the other instances. */
+  /** REDIS_URL's client: the sensor feed and its tickets are shared, and model changes announced, across instances. */
   redis?: RedisClient | null
   /** The sensor feed (hub, tickets, sockets); unless given (tests), built here and wired into the lifecycle. */
   sensors?: SensorFeed
@@ -58,8 +58,8 @@ export function createApp({ config, database, log, keys = keyStore(database), cr
     .use(docs())
     .use(health(readiness))
     .use(serving(config, 'tasks', () => tasks(taskStore(database), credentials)))
-    .use(serving(config, 'inference', () => inference({ config, keys: credentials, telemetry, lifecycle, readiness, log, redis, registry })))
-    .use(serving(config, 'sensors', () => sensors({ feed, keys: credentials, telemetry, accepting: () => lifecycle.accepting, origins: config.corsOrigins })))
+    .use(serving(config, 'inference', () => inference({ config, credentials, telemetry, lifecycle, readiness, log, redis, registry })))
+    .use(serving(config, 'sensors', () => sensors({ feed, credentials, telemetry, accepting: () => lifecycle.accepting, origins: config.corsOrigins })))
   routes.load(app.routes)
   return app
 }

@@ -1,4 +1,5 @@
-// Entry point: read the configuration, open the store, serve, shut down cleanly.
+// Entry point: read the configuration, open the database and Redis, compose the app, run the
+// features' start steps, serve, shut down cleanly.
 // `taskmesh keys …` runs the keys CLI instead, so the single-file executable carries it too;
 // `taskmesh healthcheck` probes a running instance.
 import { RedisClient } from 'bun'
@@ -21,7 +22,7 @@ function configOrExit(): Config {
 }
 
 if (process.argv[2] === 'keys') {
-  const { runKeys } = await import('./cli/keys')
+  const { runKeys } = await import('./platform/keys/cli')
   await runKeys(process.argv.slice(3))
   process.exit()
 }

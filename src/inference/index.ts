@@ -22,7 +22,7 @@ import { InferenceService, SEED_MODEL } from './service'
 
 export interface InferenceDeps {
   config: Pick<Config, 'modelsDir' | 'redisPrefix'>
-  keys: Credentials
+  credentials: Credentials
   telemetry: Telemetry
   /** Loads the models before the port opens, closes them at shutdown; `accepting` gates /v2/health/ready. */
   lifecycle: Lifecycle
@@ -47,7 +47,7 @@ export const kserveErrors: ErrorRenderer = {
 /** Response schemas of the /v2 error statuses: the protocol's `{ "error" }`, not problem+json. */
 const v2Errors = <const C extends number>(...codes: C[]) => errorResponses(KServeModel.error, ...codes)
 
-export function inference({ config, keys, telemetry, lifecycle, readiness, log, redis, registry: given }: InferenceDeps) {
+export function inference({ config, credentials, telemetry, lifecycle, readiness, log, redis, registry: given }: InferenceDeps) {
   const registry = given ?? new ModelRegistry({ dir: config.modelsDir, log })
   readiness.add('models', () => registry.ready)
   if (redis) {
@@ -62,7 +62,7 @@ export function inference({ config, keys, telemetry, lifecycle, readiness, log, 
   lifecycle.onShutdown(() => registry.close())
   const service = new InferenceService(registry, new InferenceMetrics(telemetry, registry))
   const v1 = new Elysia({ name: 'inference/v1', tags: ['predictions'] })
-    .use(auth(keys))
+    .use(auth(credentials))
     .use(routeOptions)
     .get('/v1/models', () => service.list(), {
       auth: 'predict',
@@ -129,7 +129,7 @@ export function inference({ config, keys, telemetry, lifecycle, readiness, log, 
     })
 
   const v2 = new Elysia({ name: 'inference/v2', tags: ['kserve v2'] })
-    .use(auth(keys))
+    .use(auth(credentials))
     .use(routeOptions)
     // No rate group: server metadata has never counted against the inference limit (only paths under /v2/ do).
     .get('/v2', () => ({ name: 'taskmesh', version: pkg.version, extensions: [] as string[] }), {

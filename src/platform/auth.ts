@@ -95,11 +95,6 @@ export class Credentials {
   }
 }
 
-/** `credentials.authenticate` as a function, for a check outside the auth macro (a WebSocket upgrade). */
-export function authenticate(credentials: Credentials, request: Request, scope: Scope): Promise<Principal> {
-  return credentials.authenticate(request, scope)
-}
-
 export function auth(credentials: Credentials) {
   return new Elysia({ name: 'platform/auth' }).macro({
     auth: (scope: Scope) => ({

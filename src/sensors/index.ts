@@ -1,7 +1,7 @@
 // Routes of /v1/sensors (HTTP and the WebSocket at /v1/sensors/ws) and the public
 // /dashboard: thin handlers over the hub, the ticket store and the socket protocol.
 import { Elysia, t } from 'elysia'
-import { auth, authenticate, type Credentials } from '../platform/auth'
+import { auth, type Credentials } from '../platform/auth'
 import { HttpError, problemResponses } from '../platform/errors'
 import type { Principal } from '../platform/keys'
 import type { Telemetry } from '../platform/observability'
@@ -41,7 +41,7 @@ export function websocketSettings(hub: SensorHub) {
 
 export interface SensorDeps {
   feed: SensorFeed
-  keys: Credentials
+  credentials: Credentials
   /** Where the feed's gauges and totals are registered. */
   telemetry: Telemetry
   /** False while the service drains: new sockets are refused with 503. */
@@ -56,8 +56,8 @@ const realm = 'Bearer realm="taskmesh"'
 const rawOf = (ws: { raw: unknown }) => ws.raw as Socket
 
 /** The principal of an upgrade: a one-use `?ticket=`, else the key headers; sensors:read either way. */
-async function socketPrincipal(keys: Credentials, tickets: TicketStore, request: Request, ticket: string | undefined): Promise<Principal> {
-  if (ticket === undefined) return authenticate(keys, request, 'sensors:read')
+async function socketPrincipal(credentials: Credentials, tickets: TicketStore, request: Request, ticket: string | undefined): Promise<Principal> {
+  if (ticket === undefined) return credentials.authenticate(request, 'sensors:read')
   const principal = await tickets.redeem(ticket)
   if (!principal) {
     throw new HttpError(401, 'the ticket is unknown, expired or already used; get a new one with POST /v1/sensors/tickets', {
@@ -81,12 +81,12 @@ function checkOrigin(request: Request, origins: readonly string[]): void {
   throw new HttpError(403, `WebSocket connections from the origin ${origin.slice(0, 100)} are not allowed`)
 }
 
-export function sensors({ feed, keys, telemetry, accepting = () => true, origins = [] }: SensorDeps) {
+export function sensors({ feed, credentials, telemetry, accepting = () => true, origins = [] }: SensorDeps) {
   const { hub, tickets, sockets } = feed
   sensorMetrics(telemetry, feed)
   const socketProblems = problemResponses(401, 403, 422, 426, 500, 503)
   const api = new Elysia({ name: 'sensors/api', prefix: '/v1/sensors', tags: ['sensors'] })
-    .use(auth(keys))
+    .use(auth(credentials))
     .use(routeOptions)
     .macro({
       socketAuth: (enabled: boolean) => ({
@@ -94,7 +94,7 @@ export function sensors({ feed, keys, telemetry, accepting = () => true, origins
         async resolve({ request, query, server }) {
           if (!enabled) return { socketPrincipal: null as Principal | null }
           if (!accepting() || !hub.accepting) throw new HttpError(503, 'the server is shutting down; reconnect shortly', { headers: { 'retry-after': '1' } })
-          const principal = await socketPrincipal(keys, tickets, request, (query as { ticket?: string }).ticket)
+          const principal = await socketPrincipal(credentials, tickets, request, (query as { ticket?: string }).ticket)
           checkOrigin(request, origins)
           hub.attach(server)
           return { socketPrincipal: principal as Principal | null }

@@ -1,9 +1,9 @@
 // `bun run keys create|list|revoke`: manage API keys in the DATABASE_URL database.
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig } from '../config'
-import { openDatabase } from '../db'
-import { createKey, DEFAULT_SCOPES, isScope, keyIdFrom, SCOPES, type Scope } from '../platform/keys'
-import { keyStore } from '../platform/keys/store'
+import { ConfigError, loadConfig } from '../../config'
+import { openDatabase } from '../../db'
+import { createKey, DEFAULT_SCOPES, isScope, keyIdFrom, SCOPES, type Scope } from './index'
+import { keyStore } from './store'
 
 const usage = `usage:
   bun run keys create OWNER [--scope SCOPE]...   prints the new key as the last line
