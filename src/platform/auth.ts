@@ -25,16 +25,28 @@ export interface CredentialOptions {
   cacheMs?: number
 }
 
+/** What the hooks of one request share: Elysia's context object, which lives exactly as long as the request. */
+export interface RequestContext {
+  request: Request
+}
+
+type Awaitable<T> = T | Promise<T>
+
+// The request's principal is kept on its own context, under a key no one else uses.
+const resolved = Symbol('principal')
+const admitted = Symbol('admitted')
+interface Slots {
+  [resolved]?: Awaitable<Principal | null>
+  [admitted]?: Principal
+}
+
 /**
  * Verifies the keys requests present, against one key store. Verified keys are trusted for
  * `cacheMs`: a client sends the same key on every request, and hashing plus a database lookup
- * per request is most of the cost of a read.
+ * per request is most of the cost of a read. With a synchronous store nothing here awaits.
  */
 export class Credentials {
   private readonly cache = new Map<string, { principal: Principal; until: number }>()
-  // One verification per request, shared by the rate limiter (which runs first) and the route.
-  private readonly verified = new WeakMap<Request, Promise<Principal | null>>()
-  private readonly authorized = new WeakMap<Request, Principal>()
   private readonly now: () => number
   private readonly cacheMs: number
 
@@ -43,11 +55,20 @@ export class Credentials {
     this.cacheMs = cacheMs
   }
 
-  private async verify(raw: string): Promise<Principal | null> {
+  /** True when `authenticate` never returns a promise. */
+  get synchronous(): boolean {
+    return this.keys.synchronous
+  }
+
+  private verify(raw: string): Awaitable<Principal | null> {
     const now = this.now()
     const hit = this.cache.get(raw)
     if (hit && hit.until > now) return hit.principal
-    const principal = await verifyKey(this.keys, raw)
+    const verified = verifyKey(this.keys, raw)
+    return verified instanceof Promise ? verified.then((principal) => this.remember(raw, principal, now)) : this.remember(raw, verified, now)
+  }
+
+  private remember(raw: string, principal: Principal | null, now: number): Principal | null {
     if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear()
     // Only keys that exist are remembered: random guesses must not fill the cache.
     if (principal) this.cache.set(raw, { principal, until: now + this.cacheMs })
@@ -55,22 +76,25 @@ export class Credentials {
     return principal
   }
 
-  /** The verified principal of a request's key, or null when it has none or a bad one. */
-  principalOf(request: Request): Promise<Principal | null> {
-    let result = this.verified.get(request)
-    if (!result) {
-      const raw = presentedKey(request.headers)
-      result = raw ? this.verify(raw) : Promise.resolve(null)
-      this.verified.set(request, result)
+  /** The verified principal of a request's key, or null when it has none or a bad one; resolved once per request. */
+  principalOf(context: RequestContext): Awaitable<Principal | null> {
+    const slots = context as RequestContext & Slots
+    if (!(resolved in slots)) {
+      const raw = presentedKey(context.request.headers)
+      slots[resolved] = raw ? this.verify(raw) : null
     }
-    return result
+    return slots[resolved]!
   }
 
   /** The request's principal when it may use `scope`; else a 401 or 403 problem. */
-  async authenticate(request: Request, scope: Scope): Promise<Principal> {
-    const principal = await this.principalOf(request)
+  authenticate(context: RequestContext, scope: Scope): Awaitable<Principal> {
+    const principal = this.principalOf(context)
+    return principal instanceof Promise ? principal.then((found) => this.admit(context, found, scope)) : this.admit(context, principal, scope)
+  }
+
+  private admit(context: RequestContext, principal: Principal | null, scope: Scope): Principal {
     if (!principal) {
-      if (!presentedKey(request.headers)) {
+      if (!presentedKey(context.request.headers)) {
         throw new HttpError(401, 'an API key is required (X-API-Key or Authorization: Bearer)', { headers: { 'www-authenticate': realm } })
       }
       throw new HttpError(401, 'the API key is invalid or revoked', { headers: { 'www-authenticate': `${realm}, error="invalid_token"` } })
@@ -80,30 +104,32 @@ export class Credentials {
         headers: { 'www-authenticate': `${realm}, error="insufficient_scope", scope="${scope}"` },
       })
     }
-    this.authorized.set(request, principal)
+    ;(context as RequestContext & Slots)[admitted] = principal
     return principal
   }
 
   /** The principal `authenticate` admitted for this request (the auth macro resolves it after its check). */
-  principalFor(request: Request): Principal {
-    return this.authorized.get(request)!
+  principalFor(context: RequestContext): Principal {
+    return (context as RequestContext & Slots)[admitted]!
   }
 
   /** The id of the key a request was authorized with, for the access log. */
-  keyIdOf(request: Request): string | undefined {
-    return this.authorized.get(request)?.keyId
+  keyIdOf(context: object): string | undefined {
+    return (context as Slots)[admitted]?.keyId
   }
 }
 
 export function auth(credentials: Credentials) {
+  // transform runs after parsing but before schema validation: 401/403 win over 422. Elysia awaits
+  // a hook it takes for asynchronous, so with a synchronous key store the hook is written without await.
+  const check = (scope: Scope) => credentials.synchronous
+    ? { transform(context: RequestContext) { credentials.authenticate(context, scope) } }
+    : { async transform(context: RequestContext) { await credentials.authenticate(context, scope) } }
   return new Elysia({ name: 'platform/auth' }).macro({
     auth: (scope: Scope) => ({
-      // transform runs after parsing but before schema validation: 401/403 win over 422.
-      async transform({ request }) {
-        await credentials.authenticate(request, scope)
-      },
-      resolve({ request }) {
-        return { principal: credentials.principalFor(request) }
+      ...check(scope),
+      resolve(context) {
+        return { principal: credentials.principalFor(context) }
       },
       detail: { security: [{ apiKey: [] }, { bearer: [] }] },
     }),

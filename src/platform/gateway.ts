@@ -35,24 +35,30 @@ export function gateway({ config, credentials, limiter, telemetry, routes }: Gat
     exposeHeaders: ['etag', 'location', 'x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after', 'idempotent-replayed'],
     maxAge: 600,
   })
-  return new Elysia({ name: 'platform/gateway' })
+  const anyLimit = config.rateLimit !== null || Object.values(config.rateLimits).some((limit) => limit !== null)
+  const plugin = new Elysia({ name: 'platform/gateway' })
     .use(corsPlugin)
-    .onRequest(async ({ request, server, set }) => {
+    .onRequest(({ request, set }) => {
       set.headers['x-content-type-options'] = 'nosniff'
       set.headers['referrer-policy'] = 'no-referrer'
       if (request.url.length > MAX_URL_LENGTH) throw new HttpError(414, `the URL is longer than ${MAX_URL_LENGTH} characters`)
-      if (request.method === 'OPTIONS') return
-      const group = routes.rateGroupOf(pathOf(request.url))
-      if (group === undefined) return
-      const limit = limitFor(group)
-      if (!limit) return
-      const principal = await credentials.principalOf(request)
-      const identity = principal ? `key:${principal.keyId}` : `ip:${server?.requestIP(request)?.address ?? 'local'}`
-      const verdict = await limiter.take(`${group}:${identity}`, limit)
-      Object.assign(set.headers, rateLimitHeaders(limit, verdict))
-      if (!verdict.allowed) {
-        telemetry.rateLimited.inc({ group })
-        throw new HttpError(429, `rate limit of ${limit.rate}/s (burst ${limit.burst}) exceeded; retry after ${verdict.retryAfterSeconds} s`)
-      }
     })
+  // Elysia awaits every request hook it takes for asynchronous: with RATE_LIMIT=off there is none.
+  if (!anyLimit) return plugin
+  return plugin.onRequest(async (context) => {
+    const { request, server, set } = context
+    if (request.method === 'OPTIONS') return
+    const group = routes.rateGroupOf(pathOf(request.url))
+    if (group === undefined) return
+    const limit = limitFor(group)
+    if (!limit) return
+    const principal = await credentials.principalOf(context)
+    const identity = principal ? `key:${principal.keyId}` : `ip:${server?.requestIP(request)?.address ?? 'local'}`
+    const verdict = await limiter.take(`${group}:${identity}`, limit)
+    Object.assign(set.headers, rateLimitHeaders(limit, verdict))
+    if (!verdict.allowed) {
+      telemetry.rateLimited.inc({ group })
+      throw new HttpError(429, `rate limit of ${limit.rate}/s (burst ${limit.burst}) exceeded; retry after ${verdict.retryAfterSeconds} s`)
+    }
+  })
 }

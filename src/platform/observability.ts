@@ -1,20 +1,20 @@
-// Prometheus metrics (prom-client) and one structured access-log line per request.
+// Prometheus metrics (prom-client) and one structured access-log line per request. What every
+// request adds is kept in plain numbers (tallies.ts) that the registry reads at scrape time.
 import { Elysia, t } from 'elysia'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import { accessLog, type Logger } from './logger'
+import { Tallies } from './tallies'
 
 export class Telemetry {
   readonly registry = new Registry()
-  readonly requests = new Counter({
-    name: 'http_requests_total', help: 'HTTP requests by route template and status',
-    labelNames: ['method', 'route', 'status'] as const, registers: [this.registry],
-  })
-  readonly duration = new Histogram({
+  /** http_request_duration_seconds and http_requests_total, by method, route template and status. */
+  readonly requests = new Tallies(this.registry, {
     name: 'http_request_duration_seconds', help: 'HTTP request latency by route template and status',
-    labelNames: ['method', 'route', 'status'] as const, registers: [this.registry],
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    total: { name: 'http_requests_total', help: 'HTTP requests by route template and status', of: 'count' },
   })
-  readonly inFlight = new Gauge({ name: 'http_requests_in_flight', help: 'HTTP requests being handled', registers: [this.registry] })
+  /** Requests being handled. */
+  inFlight = 0
   readonly rateLimited = new Counter({
     name: 'http_rate_limited_total', help: 'Requests refused with 429 by scope group',
     labelNames: ['group'] as const, registers: [this.registry],
@@ -22,6 +22,7 @@ export class Telemetry {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry })
+    this.gauge('http_requests_in_flight', 'HTTP requests being handled', () => this.inFlight)
   }
 
   /** A gauge whose value is read from `read()` at scrape time (for counters kept by features). */
@@ -36,29 +37,29 @@ export class Telemetry {
   }
 }
 
-const started = new WeakMap<Request, number>()
+// When the request began, kept on its own context (which lives as long as the request).
+const begun = Symbol('begun')
+type Timed = { [begun]?: number }
 
-export function observability(telemetry: Telemetry, log: Logger, principalKeyId: (request: Request) => string | undefined) {
+export function observability(telemetry: Telemetry, log: Logger, keyIdOf: (context: object) => string | undefined) {
   const access = accessLog(log)
   return new Elysia({ name: 'platform/observability' })
-    .onRequest(({ request }) => {
-      started.set(request, performance.now())
-      telemetry.inFlight.inc()
+    .onRequest((context) => {
+      (context as Timed)[begun] = performance.now()
+      telemetry.inFlight++
     })
-    .onAfterResponse({ as: 'global' }, ({ request, route, set, path }) => {
-      const begun = started.get(request)
-      if (begun === undefined) return
-      const seconds = (performance.now() - begun) / 1000
+    .onAfterResponse({ as: 'global' }, (context) => {
+      const started = (context as Timed)[begun]
+      if (started === undefined) return
+      const { request, route, set, path } = context
+      const seconds = (performance.now() - started) / 1000
       const status = typeof set.status === 'number' ? set.status : 200
       const template = route || 'unmatched'
-      telemetry.inFlight.dec()
-      const labels = { method: request.method, route: template, status: String(status) }
-      telemetry.requests.inc(labels)
-      telemetry.duration.observe(labels, seconds)
-      access?.({
-        requestId: set.headers['x-request-id'] as string | undefined, method: request.method, route: template, path,
-        status, durationMs: Math.round(seconds * 1e5) / 100, keyId: principalKeyId(request),
-      })
+      const method = request.method
+      telemetry.inFlight--
+      const series = telemetry.requests.of(`${method} ${template} ${status}`, () => ({ method, route: template, status: String(status) }))
+      telemetry.requests.observe(series, seconds)
+      access?.(set.headers['x-request-id'] as string | undefined, method, template, path, status, seconds * 1000, keyIdOf(context))
     })
     .get('/metrics', async ({ set }) => {
       set.headers['content-type'] = telemetry.registry.contentType

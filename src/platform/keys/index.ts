@@ -23,6 +23,8 @@ export interface Principal {
 }
 
 export interface KeyStore {
+  /** True when lookups answer at once (the embedded SQLite store): auth then runs without awaiting. */
+  readonly synchronous: boolean
   insert(record: KeyRecord): void | Promise<void>
   byId(id: string): KeyRecord | undefined | Promise<KeyRecord | undefined>
   byOwner(owner: string): KeyRecord[] | Promise<KeyRecord[]>
@@ -63,11 +65,15 @@ export async function createKey(store: KeyStore, owner: string, scopes: Scope[])
   return { id, raw }
 }
 
-/** The principal for a raw key, or null when it is malformed, unknown, revoked or wrong. */
-export async function verifyKey(store: KeyStore, raw: string): Promise<Principal | null> {
+/** The principal for a raw key, or null when it is malformed, unknown, revoked or wrong; synchronous when the store is. */
+export function verifyKey(store: KeyStore, raw: string): Principal | null | Promise<Principal | null> {
   const match = keyPattern.exec(raw)
   if (!match) return null
-  const record = await store.byId(match[1]!)
+  const record = store.byId(match[1]!)
+  return record instanceof Promise ? record.then((found) => check(found, raw)) : check(record, raw)
+}
+
+function check(record: KeyRecord | undefined, raw: string): Principal | null {
   const hash = hashKey(raw)
   if (!record || record.hash.byteLength !== hash.byteLength) return null
   if (!timingSafeEqual(record.hash, hash) || record.revokedAt !== null) return null

@@ -5,6 +5,7 @@ import { apiKeys } from './schema.pg'
 import type { KeyRecord, KeyStore } from './index'
 
 export class PgKeyStore implements KeyStore {
+  readonly synchronous = false
   private readonly byIdStatement
 
   constructor(private readonly db: PgDb) {

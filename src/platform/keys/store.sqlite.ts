@@ -7,6 +7,7 @@ import type { KeyRecord, KeyStore } from './index'
 const p = sql.placeholder
 
 export class SqliteKeyStore implements KeyStore {
+  readonly synchronous = true
   private readonly byIdStatement
 
   constructor(private readonly db: SqliteDb) {
