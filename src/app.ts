@@ -53,7 +53,7 @@ export function createApp({ config, database, log, keys = keyStore(database), cr
   // Bun's WebSocket limits are per server, so they live on the root app.
   const app = new Elysia({ normalize: false, websocket: websocketSettings(feed.hub) })
     .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle, renderers: [kserveErrors] }))
-    .use(observability(telemetry, log, (context) => credentials.keyIdOf(context)))
+    .use(observability(telemetry, log, (request) => credentials.keyIdOf(request)))
     .use(gateway({ config, credentials, limiter, telemetry, routes }))
     .use(docs())
     .use(health(readiness))

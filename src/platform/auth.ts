@@ -25,14 +25,10 @@ export interface CredentialOptions {
   cacheMs?: number
 }
 
-/** What the hooks of one request share: Elysia's context object, which lives exactly as long as the request. */
-export interface RequestContext {
-  request: Request
-}
-
 type Awaitable<T> = T | Promise<T>
 
-// The request's principal is kept on its own context, under a key no one else uses.
+// The request's principal is kept on the Request object itself, under keys no one else uses (hooks
+// take `{ request }` rather than the whole context, so Elysia still sees what each one reads).
 const resolved = Symbol('principal')
 const admitted = Symbol('admitted')
 interface Slots {
@@ -77,24 +73,24 @@ export class Credentials {
   }
 
   /** The verified principal of a request's key, or null when it has none or a bad one; resolved once per request. */
-  principalOf(context: RequestContext): Awaitable<Principal | null> {
-    const slots = context as RequestContext & Slots
+  principalOf(request: Request): Awaitable<Principal | null> {
+    const slots = request as Request & Slots
     if (!(resolved in slots)) {
-      const raw = presentedKey(context.request.headers)
+      const raw = presentedKey(request.headers)
       slots[resolved] = raw ? this.verify(raw) : null
     }
     return slots[resolved]!
   }
 
   /** The request's principal when it may use `scope`; else a 401 or 403 problem. */
-  authenticate(context: RequestContext, scope: Scope): Awaitable<Principal> {
-    const principal = this.principalOf(context)
-    return principal instanceof Promise ? principal.then((found) => this.admit(context, found, scope)) : this.admit(context, principal, scope)
+  authenticate(request: Request, scope: Scope): Awaitable<Principal> {
+    const principal = this.principalOf(request)
+    return principal instanceof Promise ? principal.then((found) => this.admit(request, found, scope)) : this.admit(request, principal, scope)
   }
 
-  private admit(context: RequestContext, principal: Principal | null, scope: Scope): Principal {
+  private admit(request: Request, principal: Principal | null, scope: Scope): Principal {
     if (!principal) {
-      if (!presentedKey(context.request.headers)) {
+      if (!presentedKey(request.headers)) {
         throw new HttpError(401, 'an API key is required (X-API-Key or Authorization: Bearer)', { headers: { 'www-authenticate': realm } })
       }
       throw new HttpError(401, 'the API key is invalid or revoked', { headers: { 'www-authenticate': `${realm}, error="invalid_token"` } })
@@ -104,18 +100,18 @@ export class Credentials {
         headers: { 'www-authenticate': `${realm}, error="insufficient_scope", scope="${scope}"` },
       })
     }
-    ;(context as RequestContext & Slots)[admitted] = principal
+    ;(request as Request & Slots)[admitted] = principal
     return principal
   }
 
   /** The principal `authenticate` admitted for this request (the auth macro resolves it after its check). */
-  principalFor(context: RequestContext): Principal {
-    return (context as RequestContext & Slots)[admitted]!
+  principalFor(request: Request): Principal {
+    return (request as Request & Slots)[admitted]!
   }
 
   /** The id of the key a request was authorized with, for the access log. */
-  keyIdOf(context: object): string | undefined {
-    return (context as Slots)[admitted]?.keyId
+  keyIdOf(request: Request): string | undefined {
+    return (request as Request & Slots)[admitted]?.keyId
   }
 }
 
@@ -123,13 +119,13 @@ export function auth(credentials: Credentials) {
   // transform runs after parsing but before schema validation: 401/403 win over 422. Elysia awaits
   // a hook it takes for asynchronous, so with a synchronous key store the hook is written without await.
   const check = (scope: Scope) => credentials.synchronous
-    ? { transform(context: RequestContext) { credentials.authenticate(context, scope) } }
-    : { async transform(context: RequestContext) { await credentials.authenticate(context, scope) } }
+    ? { transform({ request }: { request: Request }) { credentials.authenticate(request, scope) } }
+    : { async transform({ request }: { request: Request }) { await credentials.authenticate(request, scope) } }
   return new Elysia({ name: 'platform/auth' }).macro({
     auth: (scope: Scope) => ({
       ...check(scope),
-      resolve(context) {
-        return { principal: credentials.principalFor(context) }
+      resolve({ request }) {
+        return { principal: credentials.principalFor(request) }
       },
       detail: { security: [{ apiKey: [] }, { bearer: [] }] },
     }),

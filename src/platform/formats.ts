@@ -31,3 +31,17 @@ export function registerFormats(): void {
   FormatRegistry.Set('date', isCalendarDate)
   FormatRegistry.Set('date-time', isDateTime)
 }
+
+// Recently formatted instants: a row's created_at and updated_at are often equal, and the same rows
+// are read again and again. Bounded; cleared whole when full.
+const isoCache = new Map<number, string>()
+
+/** `new Date(ms).toISOString()`, formatted once per distinct instant while it is in the cache. */
+export function isoTime(ms: number): string {
+  let text = isoCache.get(ms)
+  if (text === undefined) {
+    if (isoCache.size >= 16_384) isoCache.clear()
+    isoCache.set(ms, (text = new Date(ms).toISOString()))
+  }
+  return text
+}

@@ -45,14 +45,13 @@ export function gateway({ config, credentials, limiter, telemetry, routes }: Gat
     })
   // Elysia awaits every request hook it takes for asynchronous: with RATE_LIMIT=off there is none.
   if (!anyLimit) return plugin
-  return plugin.onRequest(async (context) => {
-    const { request, server, set } = context
+  return plugin.onRequest(async ({ request, server, set }) => {
     if (request.method === 'OPTIONS') return
     const group = routes.rateGroupOf(pathOf(request.url))
     if (group === undefined) return
     const limit = limitFor(group)
     if (!limit) return
-    const principal = await credentials.principalOf(context)
+    const principal = await credentials.principalOf(request)
     const identity = principal ? `key:${principal.keyId}` : `ip:${server?.requestIP(request)?.address ?? 'local'}`
     const verdict = await limiter.take(`${group}:${identity}`, limit)
     Object.assign(set.headers, rateLimitHeaders(limit, verdict))

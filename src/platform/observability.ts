@@ -37,21 +37,21 @@ export class Telemetry {
   }
 }
 
-// When the request began, kept on its own context (which lives as long as the request).
+// When the request began, kept on the Request itself. Hooks destructure what they read, so Elysia
+// still knows which parts of the context (cookies, query, …) no hook needs.
 const begun = Symbol('begun')
-type Timed = { [begun]?: number }
+type Timed = Request & { [begun]?: number }
 
-export function observability(telemetry: Telemetry, log: Logger, keyIdOf: (context: object) => string | undefined) {
+export function observability(telemetry: Telemetry, log: Logger, keyIdOf: (request: Request) => string | undefined) {
   const access = accessLog(log)
   return new Elysia({ name: 'platform/observability' })
-    .onRequest((context) => {
-      (context as Timed)[begun] = performance.now()
+    .onRequest(({ request }) => {
+      (request as Timed)[begun] = performance.now()
       telemetry.inFlight++
     })
-    .onAfterResponse({ as: 'global' }, (context) => {
-      const started = (context as Timed)[begun]
+    .onAfterResponse({ as: 'global' }, ({ request, route, set, path }) => {
+      const started = (request as Timed)[begun]
       if (started === undefined) return
-      const { request, route, set, path } = context
       const seconds = (performance.now() - started) / 1000
       const status = typeof set.status === 'number' ? set.status : 200
       const template = route || 'unmatched'
@@ -59,7 +59,7 @@ export function observability(telemetry: Telemetry, log: Logger, keyIdOf: (conte
       telemetry.inFlight--
       const series = telemetry.requests.of(`${method} ${template} ${status}`, () => ({ method, route: template, status: String(status) }))
       telemetry.requests.observe(series, seconds)
-      access?.(set.headers['x-request-id'] as string | undefined, method, template, path, status, seconds * 1000, keyIdOf(context))
+      access?.(set.headers['x-request-id'] as string | undefined, method, template, path, status, seconds * 1000, keyIdOf(request))
     })
     .get('/metrics', async ({ set }) => {
       set.headers['content-type'] = telemetry.registry.contentType

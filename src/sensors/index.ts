@@ -1,7 +1,7 @@
 // Routes of /v1/sensors (HTTP and the WebSocket at /v1/sensors/ws) and the public
 // /dashboard: thin handlers over the hub, the ticket store and the socket protocol.
 import { Elysia, t } from 'elysia'
-import { auth, type Credentials, type RequestContext } from '../platform/auth'
+import { auth, type Credentials } from '../platform/auth'
 import { HttpError, problemResponses } from '../platform/errors'
 import type { Principal } from '../platform/keys'
 import type { Telemetry } from '../platform/observability'
@@ -56,8 +56,8 @@ const realm = 'Bearer realm="taskmesh"'
 const rawOf = (ws: { raw: unknown }) => ws.raw as Socket
 
 /** The principal of an upgrade: a one-use `?ticket=`, else the key headers; sensors:read either way. */
-async function socketPrincipal(credentials: Credentials, tickets: TicketStore, context: RequestContext, ticket: string | undefined): Promise<Principal> {
-  if (ticket === undefined) return credentials.authenticate(context, 'sensors:read')
+async function socketPrincipal(credentials: Credentials, tickets: TicketStore, request: Request, ticket: string | undefined): Promise<Principal> {
+  if (ticket === undefined) return credentials.authenticate(request, 'sensors:read')
   const principal = await tickets.redeem(ticket)
   if (!principal) {
     throw new HttpError(401, 'the ticket is unknown, expired or already used; get a new one with POST /v1/sensors/tickets', {
@@ -91,11 +91,10 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
     .macro({
       socketAuth: (enabled: boolean) => ({
         // resolve runs once per upgrade (a WS route's beforeHandle runs twice, which would spend the ticket).
-        async resolve(context) {
-          const { request, query, server } = context
+        async resolve({ request, query, server }) {
           if (!enabled) return { socketPrincipal: null as Principal | null }
           if (!accepting() || !hub.accepting) throw new HttpError(503, 'the server is shutting down; reconnect shortly', { headers: { 'retry-after': '1' } })
-          const principal = await socketPrincipal(credentials, tickets, context, (query as { ticket?: string }).ticket)
+          const principal = await socketPrincipal(credentials, tickets, request, (query as { ticket?: string }).ticket)
           checkOrigin(request, origins)
           hub.attach(server)
           return { socketPrincipal: principal as Principal | null }

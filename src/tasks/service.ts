@@ -1,6 +1,7 @@
 // The rules of /v1/tasks over any TaskStore: defaults, merge patch, ETags,
 // optimistic concurrency, idempotent creates and opaque cursors.
 import { HttpError, invalid } from '../platform/errors'
+import { isoTime } from '../platform/formats'
 import { PRIORITIES, SORTS, type Priority, type Sort, type TaskModel } from './model'
 
 /** The client-settable fields, resolved (no omissions). */
@@ -66,8 +67,8 @@ export function toTask(row: TaskRow): TaskModel.Task {
     priority: PRIORITIES[row.priority]!,
     due_date: row.dueDate,
     completed: row.completed,
-    created_at: new Date(row.createdAt).toISOString(),
-    updated_at: new Date(row.updatedAt).toISOString(),
+    created_at: isoTime(row.createdAt),
+    updated_at: isoTime(row.updatedAt),
     version: row.version,
   }
 }
