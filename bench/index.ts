@@ -1,5 +1,6 @@
-// `bun run bench`: the service against the ceiling of this machine (bench/ceiling.ts, a bare
-// Bun.serve with the same request shapes) on a seeded scratch database, then the fan-out and kernel
+// `bun run bench`: the service against the least work its requests need (bench/least-work.ts, a
+// bare Bun.serve + bun:sqlite on the same rows) and the ceiling of this machine (bench/ceiling.ts, a
+// bare Bun.serve with the same request shapes) on a seeded scratch database, then the fan-out and kernel
 // benchmarks. This file runs the steps in order and owns what must be cleaned up however the run
 // ends: child processes, the scratch directory and database (see `bun run bench --help`).
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -12,7 +13,7 @@ import { type Options, parseOptions, usage, UsageError } from './options.ts'
 import { cores, hasTaskset, killAll, pin, type Server, stopAll } from './processes.ts'
 import { loadFloors, profileDir, runMeta, verdict, writeProfileSummary, writeResults } from './results.ts'
 import { planFor, seedService } from './seed.ts'
-import { startCeiling, startService } from './targets.ts'
+import { startCeiling, startLeastWork, startService } from './targets.ts'
 
 const runStart = performance.now()
 const postgresServer = process.env.BENCH_POSTGRES_URL ?? DEFAULT_POSTGRES
@@ -79,7 +80,7 @@ async function main(): Promise<number> {
   if (typeof options === 'number') return options
   keepScratch = options.keep
 
-  // Server on core 0, this process (autocannon) and wrk on core 1.
+  // Servers on core 0, this process (autocannon) and wrk on core 1.
   const machineCores = cores() // before pinning ourselves to one of them
   const canPin = hasTaskset && machineCores >= 2
   const serverCore = canPin ? 0 : null
@@ -94,18 +95,20 @@ async function main(): Promise<number> {
   const plan = planFor(options.smoke, options.connections + SPARE_PLANS)
   const { service, seed } = await seedService(plan, db.url, () => launched(startService(options, db.url, serverCore, profileDir)), controller.signal)
   const ceiling = await launched(startCeiling(service, seed, scratch, serverCore))
+  const leastWork = await launched(startLeastWork(service, seed, scratch, serverCore))
   // From here on this process is the load generator: core 1 (the servers are on core 0).
   const pinnedSelf = canPin && pin(process.pid, 1)
 
   const floors = loadFloors()
   const { results, profileWindows } = await runScenarios({
-    options, service, ceiling, floors, context: { seed, connections: options.connections },
+    options, service, leastWork, ceiling, floors, context: { seed, connections: options.connections },
     generatorCore: canPin ? 1 : null, signal: controller.signal, runStart,
   })
 
   // Stop the servers gracefully (the service writes its CPU profile on exit).
   const serviceExit = await service.stop()
   await ceiling.stop()
+  await leastWork.stop()
   if (serviceExit !== 0) console.log(`note: the service exited with ${serviceExit} on SIGTERM\n${service.stderrTail()}`)
 
   const stamp = writeResults(options, results, runMeta(options, seed, { cores: machineCores, pinned: pinnedSelf }), floors)

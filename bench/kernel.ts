@@ -1,5 +1,6 @@
 // Micro-benchmark of the WASM kernel against the plain TypeScript reference, in one process:
-// rows/s per model and batch size. `bun bench/kernel.ts` prints a table; `runKernelBench` returns data.
+// rows/s per model and batch size, and the kernel's targets on the diabetes MLP. `bun bench/kernel.ts`
+// prints both (`--check` exits 1 when a target is missed); `runKernelBench` and `runKernelTargets` return data.
 import { join } from 'node:path'
 import { type CompiledNet, type DenseLayer, type Fill, Kernel, fillFrom } from '../src/inference/kernel.ts'
 import { type MlpModel, mlpLayers } from '../src/inference/model-file.ts'
@@ -15,7 +16,7 @@ export type InputSource = 'rows' | 'packed'
 export interface KernelBenchOptions {
   batches?: number[]
   inputs?: InputSource[]
-  /** Measured time per case and implementation (split over rounds), after warm-up. */
+  /** Measured time per case and implementation (split into short turns), after warm-up. */
   seconds?: number
   warmupSeconds?: number
 }
@@ -26,15 +27,46 @@ export interface KernelBenchResult {
   input: InputSource
   kernelRowsPerSec: number
   typescriptRowsPerSec: number
-  /** kernel / typescript */
+  /** kernel / typescript, the median of the ratios within each round */
   speedup: number
+}
+
+/** What the kernel must reach on the diabetes MLP, both measured in one run. */
+export const KERNEL_TARGETS = {
+  /** kernel rows/s ÷ TypeScript rows/s at batch 10 000, at least */
+  speedup: 5,
+  /** kernel time per row at batch 10 000 ÷ at batch 100, at most: big batches are never slower per row */
+  perRowRatio: 1,
+} as const
+
+export interface KernelTargetOptions {
+  /** Measured time for the four cases together, after warm-up. */
+  seconds?: number
+  warmupSeconds?: number
+  input?: InputSource
+}
+
+export interface KernelTargets {
+  model: string
+  input: InputSource
+  /** Median rows/s over the rounds. */
+  kernel100: number
+  kernel10k: number
+  typescript100: number
+  typescript10k: number
+  /** kernel / TypeScript at batch 10 000 (median of per-round ratios); passes at ≥ KERNEL_TARGETS.speedup */
+  speedup10k: number
+  /** kernel per-row time at 10 000 / at 100 (median of per-round ratios); passes at ≤ KERNEL_TARGETS.perRowRatio */
+  perRowRatio: number
+  pass: { speedup: boolean; perRow: boolean }
+  /** One line per missed target, empty when both pass: what `--check` gates on. */
+  failures: string[]
 }
 
 interface BenchModel {
   name: string
   layers: DenseLayer[]
 }
-
 
 async function benchModels(): Promise<BenchModel[]> {
   const mlp: MlpModel = await Bun.file(join(import.meta.dir, '../test/fixtures/models/diabetes-mlp.json')).json()
@@ -50,29 +82,53 @@ async function benchModels(): Promise<BenchModel[]> {
   ]
 }
 
-/** Calls of `run` per second over about `seconds`. */
-function rate(run: () => void, seconds: number): number {
-  const start = Bun.nanoseconds()
-  const end = start + seconds * 1e9
-  let calls = 0
-  for (; Bun.nanoseconds() < end; calls++) run()
-  return calls / ((Bun.nanoseconds() - start) / 1e9)
+interface Case {
+  batch: number
+  run: () => void
 }
 
-const ROUNDS = 5
+/** About this long per sample: several kernel calls at batch 10 000, one TypeScript call. */
+const SAMPLE_SECONDS = 0.005
+const MIN_ROUNDS = 5
+
+/** Rows/s over at least one call and about SAMPLE_SECONDS. */
+function sample({ batch, run }: Case): number {
+  const start = Bun.nanoseconds()
+  const end = start + SAMPLE_SECONDS * 1e9
+  let calls = 0
+  do {
+    run()
+    calls++
+  } while (Bun.nanoseconds() < end)
+  return (calls * batch) / ((Bun.nanoseconds() - start) / 1e9)
+}
+
+/**
+ * Rows/s samples of every case, one short sample each per round, until `seconds` have passed. This
+ * machine's speed changes by up to 2x every few hundred ms (its neighbours), so only samples taken close
+ * together compare: rounds are short, and alternate their order so neighbouring cases stay neighbours.
+ */
+function sampleRates(cases: Case[], seconds: number, warmup: number): number[][] {
+  for (const c of cases) {
+    const end = Bun.nanoseconds() + warmup * 1e9
+    do c.run()
+    while (Bun.nanoseconds() < end)
+  }
+  const samples = cases.map(() => [] as number[])
+  const end = Bun.nanoseconds() + seconds * 1e9
+  for (let round = 0; round < MIN_ROUNDS || Bun.nanoseconds() < end; round++) {
+    for (let k = 0; k < cases.length; k++) {
+      const i = round % 2 === 0 ? k : cases.length - 1 - k
+      samples[i]!.push(sample(cases[i]!))
+    }
+  }
+  return samples
+}
 
 const median = (values: number[]) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)]!
 
-/**
- * Median calls/s of each function after a warm-up: they take turns over ROUNDS short rounds, so a
- * noisy neighbour slows both rather than whichever happened to be running at the time.
- */
-function compareRates(runs: (() => void)[], seconds: number, warmup: number): number[] {
-  for (const run of runs) rate(run, warmup)
-  const samples = runs.map(() => [] as number[])
-  for (let round = 0; round < ROUNDS; round++) runs.forEach((run, i) => samples[i]!.push(rate(run, seconds / ROUNDS)))
-  return samples.map(median)
-}
+/** Median over rounds of a[k] / b[k]: each ratio compares two samples taken a few ms apart. */
+const pairedRatio = (a: number[], b: number[]) => median(a.map((x, k) => x / b[k]!))
 
 /** Largest |a - b| relative to b's largest magnitude (a row's own value may cancel to ~0). */
 function largestError(a: Float64Array, b: Float64Array): number {
@@ -85,30 +141,35 @@ function largestError(a: Float64Array, b: Float64Array): number {
   return error / scale
 }
 
+/** The kernel and the reference on one batch of seeded inputs, checked against each other before timing. */
+function prepare(name: string, nets: [CompiledNet, CompiledNet], batch: number, input: InputSource): [Case, Case] {
+  const nIn = nets[0].nIn
+  const rand = prng(nIn)
+  const rows = Array.from({ length: batch }, () => Array.from({ length: nIn }, () => rand() * 4 - 2))
+  const packed = Float64Array.from(rows.flat())
+  const fill: Fill = input === 'rows' ? fillFrom(rows) : (x, first, count) => x.set(packed.subarray(first * nIn, (first + count) * nIn))
+  // Benchmarking wrong code is worse than no benchmark.
+  const error = largestError(nets[0].run(batch, fill), nets[1].run(batch, fill))
+  if (!(error <= 1e-9)) throw new Error(`${name}: kernel and reference differ by ${error} (relative)`)
+  return [{ batch, run: () => nets[0].run(batch, fill) }, { batch, run: () => nets[1].run(batch, fill) }]
+}
+
 export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<KernelBenchResult[]> {
   const { batches = [1, 100, 10_000], inputs = ['rows', 'packed'], seconds = 0.5, warmupSeconds = 0.1 } = opts
   const kernel = await Kernel.load()
   const results: KernelBenchResult[] = []
   for (const model of await benchModels()) {
     const nets: [CompiledNet, CompiledNet] = [kernel.compile(model.layers), compileReference(model.layers)]
-    const nIn = nets[0].nIn
-    const rand = prng(nIn)
     for (const batch of batches) {
-      const rows = Array.from({ length: batch }, () => Array.from({ length: nIn }, () => rand() * 4 - 2))
-      const packed = Float64Array.from(rows.flat())
       for (const input of inputs) {
-        const fill: Fill = input === 'rows' ? fillFrom(rows) : (x, first, count) => x.set(packed.subarray(first * nIn, (first + count) * nIn))
-        // Benchmarking wrong code is worse than no benchmark.
-        const error = largestError(nets[0].run(batch, fill), nets[1].run(batch, fill))
-        if (!(error <= 1e-9)) throw new Error(`${model.name}: kernel and reference differ by ${error} (relative)`)
-        const [kernelRate, typescriptRate] = compareRates(nets.map((net) => () => net.run(batch, fill)), seconds, warmupSeconds).map((r) => r * batch) as [number, number]
+        const [k, t] = sampleRates(prepare(model.name, nets, batch, input), 2 * seconds, warmupSeconds) as [number[], number[]]
         results.push({
           model: model.name,
           batch,
           input,
-          kernelRowsPerSec: kernelRate,
-          typescriptRowsPerSec: typescriptRate,
-          speedup: kernelRate / typescriptRate,
+          kernelRowsPerSec: median(k),
+          typescriptRowsPerSec: median(t),
+          speedup: pairedRatio(k, t),
         })
       }
     }
@@ -117,10 +178,41 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
   return results
 }
 
+/** Measures the diabetes MLP at batch 100 and 10 000, kernel and TypeScript taking turns, against KERNEL_TARGETS. */
+export async function runKernelTargets(opts: KernelTargetOptions = {}): Promise<KernelTargets> {
+  const { seconds = 3, warmupSeconds = 0.3, input = 'packed' } = opts
+  const kernel = await Kernel.load()
+  const model = (await benchModels())[0]!
+  const nets: [CompiledNet, CompiledNet] = [kernel.compile(model.layers), compileReference(model.layers)]
+  const [k100, t100] = prepare(model.name, nets, 100, input)
+  const [k10k, t10k] = prepare(model.name, nets, 10_000, input)
+  // This order puts each pair a ratio needs side by side: TS 10k next to kernel 10k, kernel 10k next to kernel 100.
+  const [ts100, ts10k, kern10k, kern100] = sampleRates([t100, t10k, k10k, k100], seconds, warmupSeconds) as [number[], number[], number[], number[]]
+  kernel.release(nets[0])
+  const speedup10k = pairedRatio(kern10k, ts10k)
+  // Time per row is 1 / rate, so time(10 000) / time(100) = rate(100) / rate(10 000).
+  const perRowRatio = pairedRatio(kern100, kern10k)
+  const pass = { speedup: speedup10k >= KERNEL_TARGETS.speedup, perRow: perRowRatio <= KERNEL_TARGETS.perRowRatio }
+  const failures: string[] = []
+  if (!pass.speedup) failures.push(`kernel: ${speedup10k.toFixed(2)}x TypeScript at batch 10 000, below ${KERNEL_TARGETS.speedup}x`)
+  if (!pass.perRow) failures.push(`kernel: a row costs ${perRowRatio.toFixed(3)}x as much at batch 10 000 as at 100, above ${KERNEL_TARGETS.perRowRatio}`)
+  return {
+    model: model.name,
+    input,
+    kernel100: median(kern100),
+    kernel10k: median(kern10k),
+    typescript100: median(ts100),
+    typescript10k: median(ts10k),
+    speedup10k,
+    perRowRatio,
+    pass,
+    failures,
+  }
+}
+
 if (import.meta.main) {
-  const results = await runKernelBench()
   const perSec = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`)
-  console.table(results.map((r) => ({
+  console.table((await runKernelBench()).map((r) => ({
     model: r.model,
     batch: r.batch,
     input: r.input,
@@ -128,4 +220,10 @@ if (import.meta.main) {
     'typescript rows/s': perSec(r.typescriptRowsPerSec),
     speedup: `${r.speedup.toFixed(2)}x`,
   })))
+  const t = await runKernelTargets()
+  const verdict = (ok: boolean) => (ok ? 'pass' : 'FAIL')
+  console.log(`\ntargets, ${t.model}, ${t.input} inputs, rows/s: kernel ${perSec(t.kernel100)} at 100, ${perSec(t.kernel10k)} at 10 000; typescript ${perSec(t.typescript100)} at 100, ${perSec(t.typescript10k)} at 10 000`)
+  console.log(`  kernel / typescript at 10 000: ${t.speedup10k.toFixed(2)}x (≥ ${KERNEL_TARGETS.speedup}x) ${verdict(t.pass.speedup)}`)
+  console.log(`  per row, 10 000 / 100:        ${t.perRowRatio.toFixed(3)} (≤ ${KERNEL_TARGETS.perRowRatio}) ${verdict(t.pass.perRow)}`)
+  if (process.argv.includes('--check') && t.failures.length > 0) process.exitCode = 1
 }

@@ -1,11 +1,11 @@
-// The HTTP scenarios against the service and the ceiling: for each scenario and target a
-// preflight request, a warm-up, the measurement (with the CPU of server, generator and everything
-// else), and a repeat when the host was noisy; then service ÷ ceiling and the floor check.
+// The HTTP scenarios against the service, the least-work reference and the ceiling: for each
+// scenario and target a preflight request, a warm-up, the measurement (with the CPU of server,
+// generator and everything else), and a repeat when the host was noisy; then service ÷ each reference.
 import { runGenerator } from './generators.ts'
 import type { Options } from './options.ts'
 import { cpuSeconds, machineBusySeconds, type Server } from './processes.ts'
-import { GENERATOR_BOUND, NOISY, type ScenarioResult, type TargetMeasurement } from './report.ts'
-import type { GeneratorResult, PlannedRequest, Scenario, ScenarioContext } from './scenarios.ts'
+import { type Floor, GENERATOR_BOUND, NOISY, type ScenarioResult, type TargetMeasurement } from './report.ts'
+import type { GeneratorResult, MeasureContext, PlannedRequest, Scenario, ScenarioContext } from './scenarios.ts'
 
 /** Request plans beyond one per connection (see RunOptions.plans). */
 export const SPARE_PLANS = 2
@@ -18,9 +18,10 @@ const nowUs = () => (performance.timeOrigin + performance.now()) * 1000
 export interface ScenarioRun {
   options: Options
   service: Server
+  leastWork: Server
   ceiling: Server
   context: ScenarioContext
-  floors: Record<string, number>
+  floors: Record<string, Floor>
   /** Core for a generator child process (wrk), or null. */
   generatorCore: number | null
   signal: AbortSignal
@@ -35,7 +36,7 @@ export interface ProfileWindow {
   toUs: number
 }
 
-/** Every scenario of the options against both targets, alternating who goes first. */
+/** Every scenario of the options against the three targets, alternating which end goes first. */
 export async function runScenarios(run: ScenarioRun): Promise<{ results: ScenarioResult[]; profileWindows: ProfileWindow[] }> {
   const runner = new Runner(run)
   for (const [index, scenario] of run.options.scenarios.entries()) await runner.scenario(scenario, index)
@@ -46,30 +47,33 @@ class Runner {
   readonly results: ScenarioResult[] = []
   readonly profileWindows: ProfileWindow[] = []
   private readonly etagsOf: Map<Server, Map<string, string>>
+  private readonly slotOf: Map<Server, 'service' | 'leastWork' | 'ceiling'>
   private readonly steps: number
   private step = 0
 
   constructor(private readonly run: ScenarioRun) {
-    this.etagsOf = new Map([[run.service, new Map()], [run.ceiling, new Map()]])
-    this.steps = run.options.scenarios.length * 2
+    this.etagsOf = new Map([[run.service, new Map()], [run.leastWork, new Map()], [run.ceiling, new Map()]])
+    this.slotOf = new Map([[run.service, 'service'], [run.leastWork, 'leastWork'], [run.ceiling, 'ceiling']])
+    this.steps = run.options.scenarios.length * 3
   }
 
   async scenario(scenario: Scenario, index: number): Promise<void> {
-    const { options, service, ceiling, context, floors } = this.run
+    const { options, service, leastWork, ceiling, context, floors } = this.run
     // One plan per connection plus spares (see RunOptions.plans).
     const plans = Array.from({ length: options.connections + SPARE_PLANS }, (_, i) => scenario.connection(i, context))
     const result: ScenarioResult = {
-      name: scenario.name, description: scenario.description, service: null, ceiling: null,
-      ratio: Number.NaN, cpuRatio: Number.NaN, floor: floors[scenario.name] ?? null, failures: [],
+      name: scenario.name, description: scenario.description, service: null, leastWork: null, ceiling: null,
+      leastWorkRatio: Number.NaN, leastWorkCpuRatio: Number.NaN, ratio: Number.NaN, cpuRatio: Number.NaN,
+      floor: floors[scenario.name] ?? null, failures: [],
     }
     this.results.push(result)
-    // Alternate who goes first so drift over the run hits both sides alike.
-    const order = index % 2 === 0 ? [service, ceiling] : [ceiling, service]
+    // Least work in the middle, service and ceiling swapping ends, so drift over the run hits all alike.
+    const order = index % 2 === 0 ? [service, leastWork, ceiling] : [ceiling, leastWork, service]
     for (const target of order) {
       this.step++
       this.run.signal.throwIfAborted()
       try {
-        result[target === service ? 'service' : 'ceiling'] = await this.target(scenario, target, plans, result)
+        result[this.slotOf.get(target)!] = await this.target(scenario, target, plans, result)
       } catch (error) {
         if (this.run.signal.aborted) throw error
         const message = `${target.name}: ${(error as Error).message}`
@@ -81,12 +85,14 @@ class Runner {
         }
       }
     }
-    if (result.service && result.ceiling) {
-      result.ratio = result.service.rps / result.ceiling.rps
-      result.cpuRatio = (result.service.rps / result.service.serverCpu) / (result.ceiling.rps / result.ceiling.serverCpu)
+    const s = result.service
+    if (s && result.leastWork) {
+      result.leastWorkRatio = s.rps / result.leastWork.rps
+      result.leastWorkCpuRatio = (s.rps / s.serverCpu) / (result.leastWork.rps / result.leastWork.serverCpu)
     }
-    if (options.check && !options.smoke && result.floor !== null && !(result.ratio >= result.floor)) {
-      result.failures.push(`ratio ${Number.isFinite(result.ratio) ? result.ratio.toFixed(2) : 'unknown'} is below the floor ${result.floor}`)
+    if (s && result.ceiling) {
+      result.ratio = s.rps / result.ceiling.rps
+      result.cpuRatio = (s.rps / s.serverCpu) / (result.ceiling.rps / result.ceiling.serverCpu)
     }
   }
 
@@ -103,7 +109,7 @@ class Runner {
     const problem = await preflight(target.url, scenario, plans, etags)
     if (problem) throw new Error(`preflight: ${problem}`)
     const load = (durationSec: number) => scenario.measure
-      ? scenario.measure({ ...context, url: target.url, target: target.name as 'service' | 'ceiling', durationSec, signal })
+      ? scenario.measure({ ...context, url: target.url, target: target.name as MeasureContext['target'], durationSec, signal })
       : runGenerator(options.generator, {
         url: target.url, plans, connections: options.connections, durationSec, expect: scenario.expect,
         etags, signal, core: generatorCore,

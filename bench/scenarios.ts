@@ -51,7 +51,7 @@ export function countUnexpected(statuses: Record<string, number>, expect: number
 export interface MeasureContext extends ScenarioContext {
   /** Base URL of the target, e.g. http://127.0.0.1:41234 */
   url: string
-  target: 'service' | 'ceiling'
+  target: 'service' | 'least-work' | 'ceiling'
   durationSec: number
   signal: AbortSignal
 }

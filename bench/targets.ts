@@ -1,8 +1,9 @@
-// The two servers the HTTP scenarios run against: the service (`bun src/index.ts` on the run's
-// scratch database, as the options configure it) and bench/ceiling.ts answering with the same
-// shapes and sizes.
+// The three servers the HTTP scenarios run against: the service (`bun src/index.ts` on the run's
+// scratch database, as the options configure it), bench/least-work.ts on a copy of its seeded
+// rows, and bench/ceiling.ts answering with the same shapes and sizes.
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
+import { exportSeed } from './least-work-data.ts'
 import type { Options } from './options.ts'
 import { freePort, pinned, type Server, startServer } from './processes.ts'
 import type { Seed } from './seed.ts'
@@ -44,4 +45,21 @@ export async function startCeiling(service: Server, seed: Seed, dir: string, cor
     cwd: root,
     env: { PORT: '0', HOST: '127.0.0.1', CEILING_FIXTURES: fixtures },
   })
+}
+
+/**
+ * The least-work reference on `core`, on a fresh SQLite file in `dir` holding the rows read back
+ * from the seeded service (bench/least-work-data.ts), whatever the service's own store.
+ */
+export async function startLeastWork(service: Server, seed: Seed, dir: string, core: number | null): Promise<Server> {
+  const fixtures = join(dir, 'least-work-fixtures.json')
+  const start = performance.now()
+  const tasks = await exportSeed(service.url, seed, fixtures)
+  const server = await startServer('least-work', pinned([process.execPath, join(benchDir, 'least-work.ts')], core), {
+    cwd: root,
+    env: { PORT: '0', HOST: '127.0.0.1', LEAST_WORK_FIXTURES: fixtures, LEAST_WORK_DB: join(dir, 'least-work.sqlite'), MODELS_DIR: join(root, 'models') },
+    timeoutMs: 60_000,
+  })
+  console.log(`least work: ${tasks.toLocaleString('en-US')} tasks read back from the service and loaded into its own SQLite file in ${((performance.now() - start) / 1000).toFixed(1)} s`)
+  return server
 }

@@ -114,6 +114,21 @@ describe('dense', () => {
     })
   }
 
+  // dense runs SIMD across outputs, so each output sums in index order: exactly the plain loop.
+  test('layers of 4 or more outputs equal the reference bit for bit, whatever rows % 4 and nOut % 4', () => {
+    for (const [rows, nIn, nOut] of [[9_999, 10, 32], [13, 33, 5], [6, 3, 6], [3, 1, 7], [1, 16, 4]] as const) {
+      const rand = prng(rows + nIn * 7 + nOut * 31)
+      const layer: DenseLayer = { weights: matrix(rand, nIn, nOut, 2), bias: Array.from(uniform(rand, nOut, 5)), activation: 'identity' }
+      const x = uniform(rand, rows * nIn, 10)
+      const net = kernel.compile([layer])
+      const actual = net.run(rows, fillPacked(x, nIn))
+      kernel.release(net)
+      const expected = new Float64Array(rows * nOut)
+      ref.dense(x, rows, nIn, ref.transpose(layer.weights), Float64Array.from(layer.bias), nOut, expected)
+      expect(actual).toEqual(expected)
+    }
+  })
+
   test('passes values through an identity matrix exactly, extremes and zeros included', () => {
     const values = [1e308, -1e308, 1e-308, 5e-324, 0, -1000, 1000, 123.456, -0.1]
     const net = kernel.compile([identityLayer(values.length, 'identity')])

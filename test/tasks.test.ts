@@ -1,4 +1,6 @@
 import { describe, expect, test } from 'bun:test'
+import { TaskService, type TaskStore } from '../src/tasks/service'
+import { taskStore } from '../src/tasks/store'
 import { problemOf, testApp, type TestApp } from './helpers'
 
 type Task = {
@@ -286,6 +288,47 @@ describe('PATCH /v1/tasks/{id}', () => {
     const star = await t.request(`/v1/tasks/${task.id}`, { method: 'PATCH', key, json: { title: 'd' }, headers: { 'if-match': '*' } })
     expect(star.status).toBe(200)
     expect(await star.json()).toMatchObject({ title: 'd', version: 3 })
+  })
+
+  test('is one store call, with no read before it, whatever the outcome', async () => {
+    await using t = await testApp()
+    const calls: string[] = []
+    const store = taskStore(t.database)
+    const counted = new Proxy(store, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name) as unknown
+        if (typeof value !== 'function') return value
+        return (...args: unknown[]) => {
+          calls.push(String(name))
+          return (value as (...a: unknown[]) => unknown).apply(target, args)
+        }
+      },
+    }) as TaskStore
+    const service = new TaskService(counted)
+    const { task } = await service.create('patcher', { title: 'a', description: 'd', due_date: '2030-01-01' })
+    calls.length = 0
+    expect(await service.patch('patcher', task.id, { priority: 'high', description: null }, null)).toEqual({
+      ...task, priority: 'high', description: null, version: 2, updated_at: expect.any(String),
+    })
+    await expect(service.patch('patcher', task.id, { title: 'b' }, `"${task.id}.1"`)).rejects.toMatchObject({ status: 412 })
+    await expect(service.patch('patcher', task.id + 1000, { title: 'b' }, null)).rejects.toMatchObject({ status: 404 })
+    await expect(service.patch('someone-else', task.id, { title: 'b' }, `"${task.id}.2"`)).rejects.toMatchObject({ status: 404 })
+    expect(calls).toEqual(['patch', 'patch', 'patch', 'patch'])
+  })
+
+  test('concurrent patches without If-Match all apply; with the same If-Match one wins', async () => {
+    await using t = await testApp()
+    const key = await t.key()
+    const task = await create(t, key, { title: 'a' })
+    const patch = (json: unknown, headers: Record<string, string> = {}) =>
+      t.request(`/v1/tasks/${task.id}`, { method: 'PATCH', key, json, headers })
+    const free = await Promise.all(Array.from({ length: 10 }, (_, i) => patch({ title: `t${i}` })))
+    expect(free.map((r) => r.status)).toEqual(Array(10).fill(200))
+    const versions = await Promise.all(free.map(async (r) => ((await r.json()) as Task).version))
+    expect(versions.toSorted((a, b) => a - b)).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+    const guarded = await Promise.all(Array.from({ length: 10 }, (_, i) => patch({ priority: i % 2 ? 'high' : 'low' }, { 'if-match': `"${task.id}.11"` })))
+    expect(guarded.map((r) => r.status).toSorted()).toEqual([200, ...Array(9).fill(412)])
+    expect(await (await t.request(`/v1/tasks/${task.id}`, { key })).json()).toMatchObject({ version: 12 })
   })
 
   test('an empty patch still answers the task', async () => {

@@ -53,11 +53,14 @@ export class ModelShapeError extends Error {
   override name = 'ModelShapeError'
 }
 
+/** out = x·w + b over `rows` rows, then v > 0 ? v : 0 where relu is 1; see wasm/assembly/index.ts for w's layout. */
+type DenseFn = (x: number, rows: number, nIn: number, w: number, b: number, nOut: number, out: number, relu: number) => void
+
 interface KernelExports {
   readonly memory: WebAssembly.Memory
   heapBase(): number
-  dense(x: number, rows: number, nIn: number, wT: number, b: number, nOut: number, out: number): void
-  relu(p: number, n: number): void
+  dense: DenseFn
+  denseNarrow: DenseFn
   tanh(p: number, n: number): void
   sigmoid(p: number, n: number): void
   softmax(p: number, rows: number, cols: number): void
@@ -70,6 +73,11 @@ const ALIGN = 16
 const CHUNK_BYTES = 256 * 1024
 
 const align = (bytes: number): number => Math.ceil(bytes / ALIGN) * ALIGN
+
+// Layers of WIDE or more outputs run `dense` (SIMD across outputs: weight rows and bias padded to a
+// multiple of 4); narrower ones `denseNarrow`, over transposed weights, where padding would be most lanes.
+const WIDE = 4
+const strideOf = (nOut: number): number => (nOut >= WIDE ? Math.ceil(nOut / 4) * 4 : nOut)
 
 interface Block {
   ptr: number
@@ -146,9 +154,12 @@ class Heap {
 interface PlacedLayer {
   nIn: number
   nOut: number
-  /** Byte offsets of the transposed weights ([nOut][nIn]) and the bias. */
-  wT: number
+  /** Byte offsets of the weights ([nIn][stride] for `dense`, [nOut][nIn] for `denseNarrow`) and the bias ([stride]). */
+  w: number
   b: number
+  dense: DenseFn
+  /** 1 for relu, which both dense kernels apply themselves; other activations run as a pass of their own. */
+  relu: number
   act: Activation
 }
 
@@ -180,7 +191,7 @@ export class Kernel {
     })
     const instance = await WebAssembly.instantiate(await modulePromise, {})
     const exports = instance.exports as Record<string, unknown>
-    for (const name of ['heapBase', 'dense', 'relu', 'tanh', 'sigmoid', 'softmax']) {
+    for (const name of ['heapBase', 'dense', 'denseNarrow', 'tanh', 'sigmoid', 'softmax']) {
       if (typeof exports[name] !== 'function') throw new Error(`${wasmPath} does not export ${name}`)
     }
     if (!(exports.memory instanceof WebAssembly.Memory)) throw new Error(`${wasmPath} does not export its memory`)
@@ -197,28 +208,33 @@ export class Kernel {
     return this.live.size
   }
 
-  /** Checks the layers fit together in memory and copies their weights, transposed, into kernel memory once. */
+  /** Checks the layers fit together in memory and copies their weights, laid out for their dense kernel, into kernel memory once. */
   compile(layers: readonly DenseLayer[]): CompiledNet {
     const shapes = checkLayers(layers)
     let bytes = 0
     const offsets = shapes.map(({ nIn, nOut }) => {
-      const wT = bytes
-      const b = wT + nIn * nOut * 8
-      bytes = align(b + nOut * 8)
-      return { wT, b }
+      const w = bytes
+      const b = w + nIn * strideOf(nOut) * 8
+      bytes = align(b + strideOf(nOut) * 8)
+      return { w, b }
     })
     const ptr = this.heap.alloc(bytes)
     const f64 = this.f64
+    // Zero the padding: the region may hold a released net's values.
+    f64.fill(0, ptr / 8, (ptr + bytes) / 8)
     const placed = layers.map((layer, k): PlacedLayer => {
       const { nIn, nOut } = shapes[k]!
-      const wT = ptr + offsets[k]!.wT
+      const w = ptr + offsets[k]!.w
       const b = ptr + offsets[k]!.b
+      const wide = nOut >= WIDE
+      const stride = strideOf(nOut)
       for (let i = 0; i < nIn; i++) {
         const row = layer.weights[i]!
-        for (let j = 0; j < nOut; j++) f64[wT / 8 + j * nIn + i] = row[j]!
+        for (let j = 0; j < nOut; j++) f64[w / 8 + (wide ? i * stride + j : j * nIn + i)] = row[j]!
       }
       f64.set(layer.bias, b / 8)
-      return { nIn, nOut, wT, b, act: layer.activation }
+      const dense = wide ? this.wasm.dense : this.wasm.denseNarrow
+      return { nIn, nOut, w, b, dense, relu: layer.activation === 'relu' ? 1 : 0, act: layer.activation }
     })
     const net = new Net(placed, (rows, fill) => this.execute(net, rows, fill))
     this.live.set(net, { ptr, bytes })
@@ -253,14 +269,13 @@ export class Kernel {
         let dst = src + bytesA
         fill(this.f64.subarray(src / 8, src / 8 + count * net.nIn), first, count)
         for (const layer of net.layers) {
-          wasm.dense(src, count, layer.nIn, layer.wT, layer.b, layer.nOut, dst)
+          layer.dense(src, count, layer.nIn, layer.w, layer.b, layer.nOut, dst, layer.relu)
           const n = count * layer.nOut
           switch (layer.act) {
-            case 'relu': wasm.relu(dst, n); break
             case 'tanh': wasm.tanh(dst, n); break
             case 'sigmoid': wasm.sigmoid(dst, n); break
             case 'softmax': wasm.softmax(dst, count, layer.nOut); break
-            case 'identity': break
+            case 'relu': case 'identity': break
           }
           ;[src, dst] = [dst, src]
         }

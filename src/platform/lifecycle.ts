@@ -34,20 +34,31 @@ export class Lifecycle {
   /**
    * Stop taking work without dropping any: answer everything already sent with
    * `Connection: close` until nothing is in flight and nothing new arrived for a
-   * moment, then stop listening and run the closers. Bounded by `timeoutMs`.
+   * moment (at most a few such moments: under steady load there is never a quiet one),
+   * then stop listening, let what is in flight finish and run the closers. Bounded by
+   * `timeoutMs`, after which open connections are closed.
    */
   async shutdown(server: Server<unknown> | undefined | null, { timeoutMs, log, quietMs = 200 }: { timeoutMs: number; log: Logger; quietMs?: number }): Promise<void> {
     this.accepting = false
     for (const drain of this.drainers) drain()
-    const deadline = performance.now() + timeoutMs
-    let quietSince = performance.now()
-    while (server && performance.now() < deadline) {
+    const start = performance.now()
+    const deadline = start + timeoutMs
+    const quietBy = start + Math.min(timeoutMs, 5 * quietMs)
+    let quietSince = start
+    while (server && performance.now() < quietBy) {
       if (server.pendingRequests > 0) quietSince = performance.now()
       else if (performance.now() - quietSince >= quietMs) break
       await Bun.sleep(10)
     }
-    if (server && server.pendingRequests > 0) log.warn({ pending: server.pendingRequests }, 'shutdown timeout: stopping with requests in flight')
-    await server?.stop(performance.now() >= deadline)
+    if (server) {
+      // A graceful stop waits for the requests in flight; only the deadline cuts them off.
+      const stopped = server.stop(false).then(() => true)
+      const timedOut = Bun.sleep(Math.max(0, deadline - performance.now())).then(() => false)
+      if (!(await Promise.race([stopped, timedOut]))) {
+        log.warn({ pending: server.pendingRequests }, 'shutdown timeout: stopping with requests in flight')
+        await server.stop(true)
+      }
+    }
     for (const close of this.closers.reverse()) {
       try {
         await close()

@@ -45,11 +45,12 @@ export function tasks(store: TaskStore, credentials: Credentials) {
       response: { 200: page, ...readProblems },
       detail: { summary: 'List your tasks', description: 'Cursor-paginated; pass `next_cursor` back as `cursor` with the same sort.' },
     })
-    .get('/:id', async ({ params, headers, principal, set }) => {
-      const task = await service.get(principal.owner, params.id)
+    // Conditional headers are read off the request: asking Elysia for `headers` builds an object of all of them.
+    .get('/:id', async ({ params, request, principal, set }) => {
+      const task = await service.get(principal.owner, Number(params.id))
       const etag = etagOf(task)
       set.headers.etag = etag
-      if (matchesNoneMatch(headers['if-none-match'] ?? null, etag)) {
+      if (matchesNoneMatch(request.headers.get('if-none-match'), etag)) {
         set.status = 304
         return undefined
       }
@@ -61,8 +62,8 @@ export function tasks(store: TaskStore, credentials: Credentials) {
       response: { 200: task, 304: t.Undefined({ description: 'Not modified: If-None-Match matched' }), ...readProblems },
       detail: { summary: 'Get a task', description: 'Answers 404 for a task of another owner.' },
     })
-    .put('/:id', async ({ params, body, headers, principal, set }) => {
-      const task = await service.replace(principal.owner, params.id, body, headers['if-match'] ?? null)
+    .put('/:id', async ({ params, body, request, principal, set }) => {
+      const task = await service.replace(principal.owner, Number(params.id), body, request.headers.get('if-match'))
       set.headers.etag = etagOf(task)
       return task
     }, {
@@ -74,8 +75,8 @@ export function tasks(store: TaskStore, credentials: Credentials) {
       response: { 200: task, ...writeProblems },
       detail: { summary: 'Replace a task', description: 'An omitted field takes its default. Honours If-Match (412 when stale).' },
     })
-    .patch('/:id', async ({ params, body, headers, principal, set }) => {
-      const task = await service.patch(principal.owner, params.id, body, headers['if-match'] ?? null)
+    .patch('/:id', async ({ params, body, request, principal, set }) => {
+      const task = await service.patch(principal.owner, Number(params.id), body, request.headers.get('if-match'))
       set.headers.etag = etagOf(task)
       return task
     }, {
@@ -90,8 +91,8 @@ export function tasks(store: TaskStore, credentials: Credentials) {
         description: 'A JSON merge patch (application/merge-patch+json or application/json); `null` resets a field to its default. Honours If-Match.',
       },
     })
-    .delete('/:id', async ({ params, headers, principal, set }) => {
-      await service.delete(principal.owner, params.id, headers['if-match'] ?? null)
+    .delete('/:id', async ({ params, request, principal, set }) => {
+      await service.delete(principal.owner, Number(params.id), request.headers.get('if-match'))
       set.status = 204
     }, {
       auth: 'tasks:write',

@@ -2,6 +2,7 @@
 // version, timestamps) appear only in responses.
 import { Type } from '@sinclair/typebox'
 import { t } from 'elysia'
+import { decimal } from '../platform/decimal'
 
 export const PRIORITIES = ['low', 'normal', 'high', 'urgent'] as const
 export type Priority = (typeof PRIORITIES)[number]
@@ -79,8 +80,9 @@ export namespace TaskModel {
   }, { title: 'TaskPage' })
   export type Page = typeof page.static
 
+  /** `id` arrives as the path's text, a plain decimal: handlers read it with Number(). */
   export const params = t.Object({
-    id: t.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, error: 'must be a positive integer' }),
+    id: decimal({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, error: 'must be a positive integer' }),
   })
 
   export const createHeaders = t.Object({

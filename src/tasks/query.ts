@@ -1,7 +1,7 @@
-// The list query of /v1/tasks, independent of the SQL dialect: filters, keyset
-// cursor and order as drizzle SQL over either database's task columns.
+// The queries of /v1/tasks that do not depend on the SQL dialect, as drizzle SQL over either
+// database's task columns: the list (filters, keyset cursor, order) and the merge patch.
 import { and, asc, desc, eq, gt, lt, sql, type AnyColumn, type SQL } from 'drizzle-orm'
-import type { ListFilter } from './service'
+import type { ListFilter, TaskChanges } from './service'
 
 const p = sql.placeholder
 
@@ -81,6 +81,41 @@ export function listParams(owner: string, filter: ListFilter, bool: (value: bool
     q: filter.q,
     key: filter.after?.key,
     afterId: filter.after?.id,
+  }
+}
+
+type Param = 'text' | 'integer' | 'boolean'
+
+/**
+ * SET of the one-statement merge patch: each field kept (its parameter NULL, or its keep flag set
+ * for the nullable ones) or replaced. `param` renders a placeholder, with a cast where the dialect needs one.
+ */
+export function patchSet<T extends Record<'title' | 'titleLower' | 'description' | 'priority' | 'dueDate' | 'completed' | 'version', AnyColumn>>(
+  t: T, param: (name: string, type: Param) => SQL,
+) {
+  return {
+    title: sql`coalesce(${param('title', 'text')}, ${t.title})`,
+    titleLower: sql`coalesce(${param('titleLower', 'text')}, ${t.titleLower})`,
+    description: sql`CASE WHEN ${param('keepDescription', 'boolean')} THEN ${t.description} ELSE ${param('description', 'text')} END`,
+    priority: sql`coalesce(${param('priority', 'integer')}, ${t.priority})`,
+    dueDate: sql`CASE WHEN ${param('keepDueDate', 'boolean')} THEN ${t.dueDate} ELSE ${param('dueDate', 'text')} END`,
+    completed: sql`coalesce(${param('completed', 'boolean')}, ${t.completed})`,
+    updatedAt: sql`${p('now')}`,
+    version: sql`${t.version} + 1`,
+  }
+}
+
+/** The placeholder values of `patchSet`. */
+export function patchParams(changes: TaskChanges, bool: (value: boolean) => unknown): Record<string, unknown> {
+  return {
+    title: changes.title ?? null,
+    titleLower: changes.title === undefined ? null : changes.title.toLowerCase(),
+    keepDescription: bool(changes.description === undefined),
+    description: changes.description ?? null,
+    priority: changes.priority ?? null,
+    keepDueDate: bool(changes.dueDate === undefined),
+    dueDate: changes.dueDate ?? null,
+    completed: changes.completed === undefined ? null : bool(changes.completed),
   }
 }
 

@@ -13,6 +13,9 @@ export interface TaskFields {
   completed: boolean
 }
 
+/** A merge patch resolved: an absent field keeps its value, a present one is the value to store. */
+export type TaskChanges = Partial<TaskFields>
+
 export interface TaskRow extends TaskFields {
   id: number
   owner: string
@@ -46,13 +49,18 @@ export type WriteResult = TaskRow | 'missing' | 'stale'
 
 type Awaitable<T> = T | Promise<T>
 
-/** What the tasks feature needs from a database; SQLite and PostgreSQL implement it. */
+/**
+ * What the tasks feature needs from a database; SQLite and PostgreSQL implement it.
+ * A write settles only once committed (the response may then be sent); writes may share a commit.
+ */
 export interface TaskStore {
   insert(owner: string, fields: TaskFields, now: number, idempotency?: IdempotentCreate): Awaitable<CreateResult>
   get(owner: string, id: number): Awaitable<TaskRow | undefined>
   list(owner: string, filter: ListFilter): Awaitable<TaskRow[]>
   /** Replaces the fields when the row exists and (if given) has `expectedVersion`. */
   update(owner: string, id: number, fields: TaskFields, expectedVersion: number | null, now: number): Awaitable<WriteResult>
+  /** Applies `changes` in one conditional statement, under the same conditions as `update`. */
+  patch(owner: string, id: number, changes: TaskChanges, expectedVersion: number | null, now: number): Awaitable<WriteResult>
   delete(owner: string, id: number, expectedVersion: number | null): Awaitable<'deleted' | 'missing' | 'stale'>
 }
 
@@ -95,16 +103,16 @@ export function resolveInput(input: TaskModel.Input): TaskFields {
   }
 }
 
-/** RFC 7396 over the current fields; `null` resets a field to its default. */
-export function applyPatch(current: TaskFields, patch: TaskModel.Patch): TaskFields {
+/** RFC 7396 without the current row: `null` resets a field to its default; the store merges. */
+export function resolvePatch(patch: TaskModel.Patch): TaskChanges {
   checkDate('body.due_date', patch.due_date)
-  const next = { ...current }
-  if (patch.title !== undefined) next.title = patch.title
-  if (patch.description !== undefined) next.description = patch.description
-  if (patch.priority !== undefined) next.priority = rank(patch.priority ?? 'normal')
-  if (patch.due_date !== undefined) next.dueDate = patch.due_date
-  if (patch.completed !== undefined) next.completed = patch.completed ?? false
-  return next
+  const changes: TaskChanges = {}
+  if (patch.title !== undefined) changes.title = patch.title
+  if (patch.description !== undefined) changes.description = patch.description
+  if (patch.priority !== undefined) changes.priority = rank(patch.priority ?? 'normal')
+  if (patch.due_date !== undefined) changes.dueDate = patch.due_date
+  if (patch.completed !== undefined) changes.completed = patch.completed ?? false
+  return changes
 }
 
 /** Parses `If-Match` into the version it demands; null when absent or `*`. */
@@ -208,15 +216,8 @@ export class TaskService {
   }
 
   async patch(owner: string, id: number, patch: TaskModel.Patch, ifMatch: string | null): Promise<TaskModel.Task> {
-    const demanded = expectedVersion(ifMatch, id)
-    // Without If-Match a concurrent writer only makes us merge again onto its result.
-    for (let attempt = 0; ; attempt++) {
-      const current = await this.store.get(owner, id)
-      if (!current) throw notFound(id)
-      if (demanded !== null && demanded !== current.version) throw stale(id)
-      const result = await this.store.update(owner, id, applyPatch(current, patch), current.version, Date.now())
-      if (result !== 'stale' || demanded !== null || attempt >= 10) return this.written(id, result)
-    }
+    const changes = resolvePatch(patch)
+    return this.written(id, await this.store.patch(owner, id, changes, expectedVersion(ifMatch, id), Date.now()))
   }
 
   async delete(owner: string, id: number, ifMatch: string | null): Promise<void> {

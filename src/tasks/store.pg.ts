@@ -1,10 +1,11 @@
-// TaskStore on PostgreSQL. Races between instances are decided by the database:
-// a conditional UPDATE for If-Match, a primary-key claim for Idempotency-Key.
+// TaskStore on PostgreSQL. Races between instances are decided by the database: a conditional
+// UPDATE for If-Match (the merge patch included), a primary-key claim for Idempotency-Key.
 import { and, eq, lt, sql } from 'drizzle-orm'
 import type { PgDb } from '../db'
+import { PgCreateBatch } from './create-batch.pg'
 import { idempotencyKeys, tasks } from './schema.pg'
-import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, rowColumns, shapeOf } from './query'
-import type { CreateResult, IdempotentCreate, ListFilter, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
+import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, patchParams, patchSet, rowColumns, shapeOf } from './query'
+import type { CreateResult, IdempotentCreate, ListFilter, TaskChanges, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
 
 const p = sql.placeholder
 
@@ -22,30 +23,30 @@ const fieldValues = (fields: TaskFields) => ({
 export class PgTaskStore implements TaskStore {
   private readonly listStatements = new Map<string, { execute(values: Record<string, unknown>): Promise<TaskRow[]> }>()
   private readonly byId
-  private readonly insertTask
+  private readonly creates
   private readonly updateTask
+  private readonly patchTask
   private readonly deleteTask
 
   constructor(private readonly db: PgDb) {
     const owned = and(eq(tasks.id, p('id')), eq(tasks.owner, p('owner')))
     const versionMatches = sql`(${p('expected')}::integer IS NULL OR ${tasks.version} = ${p('expected')}::integer)`
     this.byId = db.select(columns).from(tasks).where(owned).prepare('task_by_id')
-    this.insertTask = db.insert(tasks).values({
-      owner: p('owner'), title: p('title'), titleLower: p('titleLower'), description: p('description'),
-      priority: p('priority'), dueDate: p('dueDate'), completed: p('completed'),
-      createdAt: p('now'), updatedAt: p('now'), version: 1,
-    }).returning(columns).prepare('task_insert')
+    this.creates = new PgCreateBatch(db)
     this.updateTask = db.update(tasks).set({
       title: sql`${p('title')}`, titleLower: sql`${p('titleLower')}`, description: sql`${p('description')}`,
       priority: sql`${p('priority')}`, dueDate: sql`${p('dueDate')}`, completed: sql`${p('completed')}`,
       updatedAt: sql`${p('now')}`, version: sql`${tasks.version} + 1`,
     }).where(and(owned, versionMatches)).returning(columns).prepare('task_update')
+    // Casts: a parameter inside coalesce()/CASE has no type PostgreSQL could infer from a column.
+    this.patchTask = db.update(tasks).set(patchSet(tasks, (name, type) => sql`${p(name)}::${sql.raw(type)}`))
+      .where(and(owned, versionMatches)).returning(columns).prepare('task_patch')
     this.deleteTask = db.delete(tasks).where(and(owned, versionMatches)).returning({ id: tasks.id }).prepare('task_delete')
   }
 
   async insert(owner: string, fields: TaskFields, now: number, idempotency?: IdempotentCreate): Promise<CreateResult> {
     const values = { owner, now, ...fieldValues(fields) }
-    if (!idempotency) return { row: (await this.insertTask.execute(values))[0] as TaskRow }
+    if (!idempotency) return { row: await this.creates.add(values) }
     const since = now - IDEMPOTENCY_TTL_MS
     return this.db.transaction(async (tx) => {
       // Claiming the key first makes a concurrent repeat (on any instance) wait for our commit.
@@ -88,6 +89,12 @@ export class PgTaskStore implements TaskStore {
 
   async update(owner: string, id: number, fields: TaskFields, expectedVersion: number | null, now: number): Promise<WriteResult> {
     const [row] = await this.updateTask.execute({ id, owner, expected: expectedVersion, now, ...fieldValues(fields) })
+    if (row) return row as TaskRow
+    return (await this.get(owner, id)) ? 'stale' : 'missing'
+  }
+
+  async patch(owner: string, id: number, changes: TaskChanges, expectedVersion: number | null, now: number): Promise<WriteResult> {
+    const [row] = await this.patchTask.execute({ id, owner, expected: expectedVersion, now, ...patchParams(changes, (value) => value) })
     if (row) return row as TaskRow
     return (await this.get(owner, id)) ? 'stale' : 'missing'
   }

@@ -1,10 +1,12 @@
-// TaskStore on the embedded SQLite database. Every query is a prepared
-// statement; list queries are prepared once per shape (sort × filters present).
+// TaskStore on the embedded SQLite database. Every query is a prepared statement; list
+// queries are prepared once per shape (sort × filters present). Reads run directly; writes
+// go through the group commit, so those of one event-loop turn share one transaction.
 import { and, eq, gt, lt, sql } from 'drizzle-orm'
 import { rawSelect, type SqliteDb } from '../db/sqlite'
+import { GroupCommit } from './group-commit'
 import { idempotencyKeys, tasks } from './schema'
-import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, rowColumns, shapeOf } from './query'
-import type { CreateResult, IdempotentCreate, ListFilter, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
+import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, patchParams, patchSet, rowColumns, shapeOf } from './query'
+import type { CreateResult, IdempotentCreate, ListFilter, TaskChanges, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
 
 const p = sql.placeholder
 
@@ -22,13 +24,16 @@ export class SqliteTaskStore implements TaskStore {
   private readonly byId
   private readonly insertTask
   private readonly updateTask
+  private readonly patchTask
   private readonly deleteTask
   private readonly findIdempotent
   private readonly insertIdempotent
   private readonly purgeIdempotent
+  private readonly writes: GroupCommit
   private insertsSincePurge = 0
 
   constructor(private readonly db: SqliteDb) {
+    this.writes = new GroupCommit(db.$client)
     const owned = and(eq(tasks.id, p('id')), eq(tasks.owner, p('owner')))
     const versionMatches = sql`(${p('expected')} IS NULL OR ${tasks.version} = ${p('expected')})`
     this.byId = rawSelect(db, db.select(columns).from(tasks).where(owned), toRow)
@@ -42,6 +47,8 @@ export class SqliteTaskStore implements TaskStore {
       priority: sql`${p('priority')}`, dueDate: sql`${p('dueDate')}`, completed: sql`${p('completed')}`,
       updatedAt: sql`${p('now')}`, version: sql`${tasks.version} + 1`,
     }).where(and(owned, versionMatches)).returning(columns).prepare()
+    this.patchTask = db.update(tasks).set(patchSet(tasks, (name) => sql`${p(name)}`))
+      .where(and(owned, versionMatches)).returning(columns).prepare()
     this.deleteTask = db.delete(tasks).where(and(owned, versionMatches)).returning({ id: tasks.id }).prepare()
     this.findIdempotent = db.select({ fingerprint: idempotencyKeys.fingerprint, response: idempotencyKeys.response })
       .from(idempotencyKeys)
@@ -68,22 +75,23 @@ export class SqliteTaskStore implements TaskStore {
     }
   }
 
-  insert(owner: string, fields: TaskFields, now: number, idempotency?: IdempotentCreate): CreateResult {
+  insert(owner: string, fields: TaskFields, now: number, idempotency?: IdempotentCreate): Promise<CreateResult> {
     const values = { owner, now, ...this.fieldValues(fields) }
-    if (!idempotency) return { row: this.insertTask.get(values) as TaskRow }
+    if (!idempotency) return this.writes.run(() => ({ row: this.insertTask.get(values) as TaskRow }))
     const since = now - IDEMPOTENCY_TTL_MS
-    if (++this.insertsSincePurge >= 1000) {
-      this.insertsSincePurge = 0
-      this.purgeIdempotent.run({ since })
-    }
-    // The lookup, the task and the key commit together, so a repeat can never make a second row.
-    return this.db.transaction(() => {
+    // The lookup, the task and the key share one savepoint under the write lock, so a repeat
+    // (in this batch, or from another process) can never make a second row.
+    return this.writes.run((): CreateResult => {
+      if (++this.insertsSincePurge >= 1000) {
+        this.insertsSincePurge = 0
+        this.purgeIdempotent.run({ since })
+      }
       const previous = this.findIdempotent.get({ owner, key: idempotency.key, since })
-      if (previous) return previous.fingerprint === idempotency.fingerprint ? { replay: previous.response } : { conflict: true as const }
+      if (previous) return previous.fingerprint === idempotency.fingerprint ? { replay: previous.response } : { conflict: true }
       const row = this.insertTask.get(values) as TaskRow
       this.insertIdempotent.run({ owner, key: idempotency.key, fingerprint: idempotency.fingerprint, response: idempotency.render(row), now })
       return { row }
-    }, { behavior: 'immediate' })
+    })
   }
 
   get(owner: string, id: number): TaskRow | undefined {
@@ -106,14 +114,26 @@ export class SqliteTaskStore implements TaskStore {
     return rawSelect(this.db, this.db.select(columns).from(tasks).where(where).orderBy(...listOrder(tasks, filter)).limit(p('limit')), toRow)
   }
 
-  update(owner: string, id: number, fields: TaskFields, expectedVersion: number | null, now: number): WriteResult {
-    const row = this.updateTask.get({ id, owner, expected: expectedVersion, now, ...this.fieldValues(fields) })
-    if (row) return row as TaskRow
-    return this.get(owner, id) ? 'stale' : 'missing'
+  update(owner: string, id: number, fields: TaskFields, expectedVersion: number | null, now: number): Promise<WriteResult> {
+    return this.writes.run(() => this.written(owner, id,
+      this.updateTask.get({ id, owner, expected: expectedVersion, now, ...this.fieldValues(fields) })))
   }
 
-  delete(owner: string, id: number, expectedVersion: number | null): 'deleted' | 'missing' | 'stale' {
-    if (this.deleteTask.get({ id, owner, expected: expectedVersion })) return 'deleted'
+  patch(owner: string, id: number, changes: TaskChanges, expectedVersion: number | null, now: number): Promise<WriteResult> {
+    return this.writes.run(() => this.written(owner, id,
+      this.patchTask.get({ id, owner, expected: expectedVersion, now, ...patchParams(changes, (value) => (value ? 1 : 0)) })))
+  }
+
+  delete(owner: string, id: number, expectedVersion: number | null): Promise<'deleted' | 'missing' | 'stale'> {
+    return this.writes.run(() => this.deleteTask.get({ id, owner, expected: expectedVersion }) ? 'deleted' : this.missingOrStale(owner, id))
+  }
+
+  /** The row a conditional write returned, or why there was none (read inside the same transaction). */
+  private written(owner: string, id: number, row: unknown): WriteResult {
+    return row ? (row as TaskRow) : this.missingOrStale(owner, id)
+  }
+
+  private missingOrStale(owner: string, id: number): 'missing' | 'stale' {
     return this.get(owner, id) ? 'stale' : 'missing'
   }
 }

@@ -8,10 +8,98 @@ export function heapBase(): usize {
 }
 
 /**
- * out[r*nOut + j] = b[j] + Σ_i x[r*nIn + i] * wT[j*nIn + i]
- * Weights are transposed ([nOut][nIn]) so every output is a dot product of two contiguous vectors.
+ * out[r*nOut + j] = act(b[j] + Σ_i x[r*nIn + i] * w[i*stride + j]), act being v > 0 ? v : 0 if `relu`
+ * (fused: no second pass over the outputs) and the identity otherwise. w is [nIn][stride] and b is
+ * [stride], stride = nOut rounded up to 4; only outputs < nOut are written. SIMD runs across outputs, so
+ * each lane sums in index order, bit for bit the plain loop, with no horizontal sums. Any nOut works;
+ * below 4 most lanes are padding, and denseNarrow is faster.
  */
-export function dense(x: usize, rows: i32, nIn: i32, wT: usize, b: usize, nOut: i32, out: usize): void {
+export function dense(x: usize, rows: i32, nIn: i32, w: usize, b: usize, nOut: i32, out: usize, relu: bool): void {
+  const rowBytes = <usize>nIn << 3;
+  const outRowBytes = <usize>nOut << 3;
+  const stride = <usize>((nOut + 3) & ~3) << 3;
+  let r = 0;
+  // Tiles of 4 rows x 4 outputs: 8 independent accumulators, and each weight load serves 4 rows.
+  for (; r + 4 <= rows; r += 4) {
+    const x0 = x + <usize>r * rowBytes;
+    const o0 = out + <usize>r * outRowBytes;
+    for (let j = 0; j < nOut; j += 4) {
+      let wp = w + (<usize>j << 3);
+      let a0 = f64x2.splat(0);
+      let c0 = a0, a1 = a0, c1 = a0, a2 = a0, c2 = a0, a3 = a0, c3 = a0;
+      for (let i: usize = 0; i < rowBytes; i += 8) {
+        const lo = v128.load(wp);
+        const hi = v128.load(wp, 16);
+        const p = x0 + i;
+        const v0 = v128.load64_splat(p);
+        const v1 = v128.load64_splat(p + rowBytes);
+        const v2 = v128.load64_splat(p + 2 * rowBytes);
+        const v3 = v128.load64_splat(p + 3 * rowBytes);
+        a0 = f64x2.add(a0, f64x2.mul(v0, lo)); c0 = f64x2.add(c0, f64x2.mul(v0, hi));
+        a1 = f64x2.add(a1, f64x2.mul(v1, lo)); c1 = f64x2.add(c1, f64x2.mul(v1, hi));
+        a2 = f64x2.add(a2, f64x2.mul(v2, lo)); c2 = f64x2.add(c2, f64x2.mul(v2, hi));
+        a3 = f64x2.add(a3, f64x2.mul(v3, lo)); c3 = f64x2.add(c3, f64x2.mul(v3, hi));
+        wp += stride;
+      }
+      const bp = b + (<usize>j << 3);
+      const blo = v128.load(bp);
+      const bhi = v128.load(bp, 16);
+      const o = o0 + (<usize>j << 3);
+      const left = nOut - j;
+      put4(o, a0, c0, blo, bhi, relu, left);
+      put4(o + outRowBytes, a1, c1, blo, bhi, relu, left);
+      put4(o + 2 * outRowBytes, a2, c2, blo, bhi, relu, left);
+      put4(o + 3 * outRowBytes, a3, c3, blo, bhi, relu, left);
+    }
+  }
+  for (; r < rows; r++) {
+    const xr = x + <usize>r * rowBytes;
+    const or = out + <usize>r * outRowBytes;
+    for (let j = 0; j < nOut; j += 4) {
+      let wp = w + (<usize>j << 3);
+      let a = f64x2.splat(0);
+      let c = a;
+      for (let i: usize = 0; i < rowBytes; i += 8) {
+        const v = v128.load64_splat(xr + i);
+        a = f64x2.add(a, f64x2.mul(v, v128.load(wp)));
+        c = f64x2.add(c, f64x2.mul(v, v128.load(wp, 16)));
+        wp += stride;
+      }
+      const bp = b + (<usize>j << 3);
+      put4(or + (<usize>j << 3), a, c, v128.load(bp), v128.load(bp, 16), relu, nOut - j);
+    }
+  }
+}
+
+/** Stores outputs j..j+3 of one row (sums lo, hi plus bias), only the first `left` of them: rows are nOut wide, unpadded. */
+// @ts-ignore: decorator
+@inline
+function put4(o: usize, lo: v128, hi: v128, blo: v128, bhi: v128, relu: bool, left: i32): void {
+  // s + b rather than b + s: the same value, addition being commutative.
+  let u = f64x2.add(lo, blo);
+  let v = f64x2.add(hi, bhi);
+  if (relu) {
+    // pmax(0, v) is 0 < v ? v : 0, one instruction (max's NaN and -0 rules take eight), and what the plain loop does.
+    u = f64x2.pmax(f64x2.splat(0), u);
+    v = f64x2.pmax(f64x2.splat(0), v);
+  }
+  if (left >= 4) {
+    v128.store(o, u);
+    v128.store(o, v, 16);
+  } else {
+    // 1 to 3 outputs left: never write into the next row.
+    store<f64>(o, f64x2.extract_lane(u, 0));
+    if (left >= 2) store<f64>(o, f64x2.extract_lane(u, 1), 8);
+    if (left == 3) store<f64>(o, f64x2.extract_lane(v, 0), 16);
+  }
+}
+
+/**
+ * The same as `dense` for narrow layers (1 to 3 outputs), as dot products over transposed weights
+ * wT ([nOut][nIn]) and b [nOut]. SIMD runs along the row, so the sum's order (and its last bits) differ
+ * from the plain loop.
+ */
+export function denseNarrow(x: usize, rows: i32, nIn: i32, wT: usize, b: usize, nOut: i32, out: usize, relu: bool): void {
   const rowBytes = <usize>nIn << 3;
   const outRowBytes = <usize>nOut << 3;
   // Bytes covered by whole f64x2 lanes; an odd nIn leaves one tail element at offset `pairBytes`.
@@ -64,6 +152,14 @@ export function dense(x: usize, rows: i32, nIn: i32, wT: usize, b: usize, nOut: 
       store<f64>(or + (<usize>j << 3), dot(xr, wT + <usize>j * rowBytes, pairBytes, hasTail) + load<f64>(b + (<usize>j << 3)));
     }
   }
+  // A pass of its own: relu in the stores above slowed the loops by ~4% even when off.
+  if (relu) {
+    const end = out + <usize>rows * outRowBytes;
+    for (let q = out; q < end; q += 8) {
+      const v = load<f64>(q);
+      store<f64>(q, v > 0 ? v : 0);
+    }
+  }
 }
 
 /** Dot product of one row with one weight vector; two accumulators so consecutive adds don't wait on each other. */
@@ -84,16 +180,6 @@ function dot(x: usize, w: usize, pairBytes: usize, hasTail: bool): f64 {
   let s = f64x2.extract_lane(a, 0) + f64x2.extract_lane(a, 1);
   if (hasTail) s += load<f64>(x + pairBytes) * load<f64>(w + pairBytes);
   return s;
-}
-
-/** In place: p[i] = max(p[i], 0) over n values. */
-export function relu(p: usize, n: i32): void {
-  const zero = f64x2.splat(0);
-  const pairBytes = <usize>(n >> 1) << 4;
-  for (let i: usize = 0; i < pairBytes; i += 16) {
-    v128.store(p + i, f64x2.max(v128.load(p + i), zero));
-  }
-  if (n & 1) store<f64>(p + pairBytes, max<f64>(load<f64>(p + pairBytes), 0));
 }
 
 /** In place: p[i] = tanh(p[i]) over n values. */
