@@ -1,4 +1,6 @@
 // Every environment variable the service reads, parsed and validated once at start.
+import { isIP } from 'node:net'
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 
 export const SERVICES = ['tasks', 'sensors', 'inference'] as const
@@ -37,6 +39,8 @@ export interface Config {
   workerId: number | null
   /** Largest request body accepted, in bytes. */
   bodyLimit: number
+  /** Proxies (addresses and CIDRs, IPv4 or IPv6) whose X-Forwarded-For names the client; none by default. */
+  trustedProxies: string[]
 }
 
 export class ConfigError extends Error {
@@ -138,6 +142,21 @@ function parseServices(env: Env): ReadonlySet<Service> {
   return new Set(names as Service[])
 }
 
+function parseTrustedProxies(env: Env): string[] {
+  const raw = pick(env, 'TRUSTED_PROXIES', '')
+  const entries = raw.split(',').map((entry) => entry.trim()).filter(Boolean)
+  for (const entry of entries) {
+    const [address = '', prefix, ...rest] = entry.split('/')
+    const family = isIP(address)
+    const bits = family === 4 ? 32 : 128
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits)
+    if (family === 0 || !prefixOk || rest.length > 0) {
+      fail('TRUSTED_PROXIES', raw, 'a comma-separated list of IP addresses or CIDRs like 10.0.0.0/8,::1')
+    }
+  }
+  return entries
+}
+
 export function loadConfig(env: Env): Config {
   return {
     port: parsePort(env),
@@ -156,5 +175,6 @@ export function loadConfig(env: Env): Config {
     services: parseServices(env),
     workerId: env.TASKMESH_WORKER === undefined ? null : Number(env.TASKMESH_WORKER),
     bodyLimit: 1024 * 1024,
+    trustedProxies: parseTrustedProxies(env),
   }
 }

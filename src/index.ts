@@ -10,6 +10,7 @@ import { openDatabase } from './db'
 import { Lifecycle } from './platform/lifecycle'
 import { createLogger, flushLog } from './platform/logger'
 import { MemoryLimiter, RedisLimiter, redisOptions } from './platform/ratelimit'
+import { serveOptions } from './platform/serve'
 
 function configOrExit(): Config {
   try {
@@ -57,13 +58,7 @@ if (redis) lifecycle.onShutdown(() => redis.close())
 
 // What features need done before the port opens (inference loads MODELS_DIR and starts sharing model changes).
 await lifecycle.start()
-app.listen({
-  port: config.port,
-  hostname: config.host,
-  reusePort: config.workers > 1,
-  // The parser enforces per-route limits with a problem+json 413; this only caps what Bun buffers.
-  maxRequestBodySize: Math.max(config.bodyLimit, 16 * 1024 * 1024),
-})
+app.listen(serveOptions(config, log))
 log.info({ url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${app.server?.port}` }, 'listening')
 
 async function stop(signal: string) {

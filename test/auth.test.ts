@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { createKey } from '../src/platform/keys'
+import { createKey, hashKey, type KeyStore } from '../src/platform/keys'
 import { createApp } from '../src/app'
 import { createLogger } from '../src/platform/logger'
 import { inProcess, problemOf, testApp } from './helpers'
@@ -88,5 +88,40 @@ describe('key cache', () => {
     expect((await request('/v1/tasks', { key: raw })).status).toBe(200)
     now += 1
     expect((await request('/v1/tasks', { key: raw })).status).toBe(401)
+  })
+
+  test('a refused key is remembered as long; a key created meanwhile works once that time has passed', async () => {
+    const { Credentials, KEY_CACHE_MS } = await import('../src/platform/auth')
+    await using t = await testApp()
+    let now = Date.now()
+    let lookups = 0
+    const keys: KeyStore = Object.assign(Object.create(t.keys) as KeyStore, { byId: (id: string) => (lookups++, t.keys.byId(id)) })
+    const app = createApp({ config: t.config, database: t.database, keys, log: createLogger('silent'), credentials: new Credentials(keys, { now: () => now }) })
+    const request = inProcess(app)
+    const raw = `tm_Later123_${'l'.repeat(40)}`
+    for (let i = 0; i < 5; i++) expect((await request('/v1/tasks', { key: raw })).status).toBe(401)
+    expect(lookups).toBe(1)
+    await t.keys.insert({ id: 'Later123', owner: 'lee', hash: hashKey(raw), scopes: 'tasks:read', createdAt: Date.now(), revokedAt: null })
+    now += KEY_CACHE_MS - 1
+    expect((await request('/v1/tasks', { key: raw })).status).toBe(401)
+    now += 1
+    expect((await request('/v1/tasks', { key: raw })).status).toBe(200)
+    expect(lookups).toBe(2)
+  })
+
+  test('refused keys are remembered up to a bound, the oldest forgotten first', async () => {
+    const { Credentials } = await import('../src/platform/auth')
+    await using t = await testApp()
+    let lookups = 0
+    const keys: KeyStore = Object.assign(Object.create(t.keys) as KeyStore, { byId: (id: string) => (lookups++, t.keys.byId(id)) })
+    const credentials = new Credentials(keys, { now: () => 0 })
+    const fake = (i: number) => `tm_${String(i).padStart(8, 'F')}_${'s'.repeat(40)}`
+    const verify = (raw: string) => credentials.principalOf(new Request('http://localhost/', { headers: { 'x-api-key': raw } }))
+    for (let i = 0; i <= 10_000; i++) await verify(fake(i))
+    expect(lookups).toBe(10_001)
+    await verify(fake(10_000))
+    expect(lookups).toBe(10_001)
+    await verify(fake(0))
+    expect(lookups).toBe(10_002)
   })
 })

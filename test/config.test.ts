@@ -7,7 +7,7 @@ describe('configuration', () => {
     expect(loadConfig({})).toEqual({
       port: 3000, host: '0.0.0.0', databaseUrl: 'sqlite:data/app.sqlite', redisUrl: null, redisPrefix: 'taskmesh:', modelsDir: 'models',
       simulator: true, logLevel: 'info', rateLimit: { rate: 100, burst: 200 }, rateLimits: {}, corsOrigins: [],
-      shutdownTimeoutMs: 10_000, workers: 1, workerId: null, services: new Set(['tasks', 'sensors', 'inference']), bodyLimit: 1024 * 1024,
+      shutdownTimeoutMs: 10_000, workers: 1, workerId: null, services: new Set(['tasks', 'sensors', 'inference']), bodyLimit: 1024 * 1024, trustedProxies: [],
     })
   })
 
@@ -15,9 +15,15 @@ describe('configuration', () => {
     ['PORT', 'eighty'], ['PORT', '70000'], ['DATABASE_URL', 'mysql://x'], ['REDIS_URL', 'localhost:6379'],
     ['SIMULATOR', 'yes'], ['LOG_LEVEL', 'verbose'], ['RATE_LIMIT', '100'], ['RATE_LIMIT', '0/10'],
     ['RATE_LIMIT_TASKS', 'fast'], ['CORS_ORIGINS', 'example.com'], ['SHUTDOWN_TIMEOUT', '-1'], ['WORKERS', '0'], ['WORKERS', 'many'], ['SERVICES', 'tasks,billing'], ['SERVICES', ','],
+    ['TRUSTED_PROXIES', 'nginx'], ['TRUSTED_PROXIES', '10.0.0.0/33'], ['TRUSTED_PROXIES', '::1/129'], ['TRUSTED_PROXIES', '10.0.0.1/8/8'],
+    ['TRUSTED_PROXIES', '10.0.0.0/'], ['TRUSTED_PROXIES', '127.0.0.1,10.0.0.0/x'],
   ])('%s=%s is refused naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError)
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name}=`))
+  })
+
+  test('TRUSTED_PROXIES takes IPv4 and IPv6 addresses and CIDRs, comma-separated', () => {
+    expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 127.0.0.1,::1, fd00::/8' }).trustedProxies).toEqual(['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8'])
   })
 
   test('a bad value stops the process with one line naming the variable', async () => {

@@ -50,6 +50,15 @@ describe('GET /dashboard', () => {
     const response = await t.request('/dashboard/assets/secrets.txt')
     expect(response.status).toBe(404)
   })
+
+  test('names of Object.prototype members are unknown assets too (404), not the prototype\'s', async () => {
+    await using t = await sensorApp()
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__']) {
+      const response = await t.request(`/dashboard/assets/${name}`)
+      expect({ name, status: response.status }).toEqual({ name, status: 404 })
+      expect(response.headers.get('content-type')).toBe('application/problem+json')
+    }
+  })
 })
 
 const haveChromium = existsSync(CHROMIUM)

@@ -1,10 +1,16 @@
 // The deployment files cannot be applied here (no Docker engine, no cluster), so
 // they are parsed and checked for what would break a rollout: dangling
 // references, missing probes, and configuration the service itself would refuse.
+// The nginx confs are also run, by Debian's nginx, in front of the real service.
 import { describe, expect, test } from 'bun:test'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { loadConfig } from '../src/config'
+import { BATCH_BODY_LIMIT } from '../src/inference'
+import { eventually } from './eventually'
+import { copyModels, tempDir } from './helpers'
+import { TestSocket } from './sensors.helpers'
+import { cliKey, startServer } from './server'
 
 const deploy = join(import.meta.dir, '..', 'deploy')
 
@@ -29,6 +35,67 @@ async function kustomize(folder: string): Promise<Doc[]> {
   }
   return docs
 }
+
+/** An nginx size (`16m`, `512k`, `1048576`) in bytes. */
+function nginxSize(value: string): number {
+  const match = /^(\d+)([kKmMgG]?)$/.exec(value)
+  if (!match) throw new Error(`not an nginx size: ${value}`)
+  return Number(match[1]) * 1024 ** ' kmg'.indexOf((match[2] || ' ').toLowerCase())
+}
+
+/**
+ * The request headers each `location` of an nginx server block sets, by nginx's rule: a level
+ * inherits the proxy_set_header directives of the level above only when it has none of its own.
+ */
+function locationHeaders(conf: string): Map<string, Map<string, string>> {
+  const server = /server\s*\{([\s\S]*)\}\s*$/.exec(conf.replace(/#.*$/gm, ''))![1]!
+  const headersOf = (text: string) => new Map([...text.matchAll(/proxy_set_header\s+(\S+)\s+([^;]+);/g)].map((m) => [m[1]!.toLowerCase(), m[2]!.trim()]))
+  const locations = [...server.matchAll(/location\s+(\S+)\s*\{([^}]*)\}/g)]
+  const serverLevel = headersOf(server.replace(/location\s+\S+\s*\{[^}]*\}/g, ''))
+  return new Map(locations.map(([, path, body]) => {
+    const own = headersOf(body!)
+    return [path!, own.size > 0 ? own : serverLevel]
+  }))
+}
+
+/** What nginx sends as `variable` for a request carrying `host` as its Host header; maps of the conf are followed. */
+function nginxValue(conf: string, variable: string, host: string): string {
+  if (variable === '$http_host') return host
+  if (variable === '$host') return host.replace(/:\d+$/, '').toLowerCase()
+  const map = new RegExp(`map\\s+(\\$\\w+)\\s+\\${variable}\\s*\\{([^}]*)\\}`).exec(conf)
+  if (!map) throw new Error(`nginxValue: ${variable} is not modelled`)
+  const entries = new Map([...map[2]!.matchAll(/^\s*(\S+)\s+(\S+);/gm)].map((m) => [m[1]!.replace(/^''$/, ''), m[2]!]))
+  const source = nginxValue(conf, map[1]!, host)
+  return nginxValue(conf, entries.get(source) ?? entries.get('default')!, host)
+}
+
+/** A raw WebSocket upgrade to 127.0.0.1:`port` with exactly these headers; answers the status of the reply. */
+async function upgradeStatus(port: number, headers: Record<string, string>): Promise<number> {
+  const status = Promise.withResolvers<number>()
+  let reply = ''
+  const socket = await Bun.connect({
+    hostname: '127.0.0.1',
+    port,
+    socket: {
+      data(s, chunk) {
+        reply += chunk.toString()
+        const match = /^HTTP\/1\.1 (\d{3})/.exec(reply)
+        if (match) {
+          status.resolve(Number(match[1]))
+          s.end()
+        }
+      },
+      close: () => status.reject(new Error(`closed without an answer: ${reply}`)),
+      error: (_, error) => status.reject(error),
+    },
+  })
+  const all = { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', ...headers }
+  socket.write(`GET /v1/sensors/ws HTTP/1.1\r\n${Object.entries(all).map(([name, value]) => `${name}: ${value}\r\n`).join('')}\r\n`)
+  return status.promise
+}
+
+const confs = ['nginx.single.conf', 'nginx.split.conf']
+const readConf = (file: string) => Bun.file(join(deploy, file)).text()
 
 describe('Kubernetes manifests', () => {
   test.each(['single', 'split'])('deploy/k8s/%s is consistent and its configuration is valid', async (shape) => {
@@ -62,6 +129,8 @@ describe('Kubernetes manifests', () => {
       const config = loadConfig(env)
       expect(config.databaseUrl).toStartWith('postgres://')
       expect(config.redisUrl).not.toBeNull()
+      // Behind the ingress every client would otherwise share the controller's rate-limit bucket.
+      expect(config.trustedProxies.length).toBeGreaterThan(0)
       for (const service of config.services) served.add(service)
       const volumes = new Map((template.spec.volumes ?? []).map((v) => [v.name, v]))
       for (const mount of container!.volumeMounts ?? []) expect(volumes.has(mount.name)).toBe(true)
@@ -87,13 +156,15 @@ describe('Kubernetes manifests', () => {
         expect(service!.spec.ports?.some((p) => p.name === backend.service.port.name)).toBe(true)
       }
       expect(paths.some((p) => p.path === '/')).toBe(true)
+      const annotations = (ingress.metadata as { annotations?: Record<string, string> }).annotations ?? {}
+      expect(nginxSize(annotations['nginx.ingress.kubernetes.io/proxy-body-size'] ?? '1m')).toBeGreaterThan(BATCH_BODY_LIMIT)
     }
   })
 })
 
 describe('Compose files', () => {
   test.each(['compose.yaml', 'compose.split.yaml'])('deploy/%s is consistent and its configuration is valid', async (file) => {
-    const [compose] = (await yamlDocs(join(deploy, file))) as Array<{ services: Record<string, { build?: string; image?: string; environment?: Record<string, string>; depends_on?: Record<string, unknown> | string[]; volumes?: string[]; deploy?: { replicas: number } }> }>
+    const [compose] = (await yamlDocs(join(deploy, file))) as Array<{ services: Record<string, { build?: string; image?: string; environment?: Record<string, string>; depends_on?: Record<string, unknown> | string[]; volumes?: string[]; deploy?: { replicas: number } }>; volumes?: Record<string, unknown> }>
     const services = compose!.services
     const apps = Object.entries(services).filter(([, s]) => s.build)
     expect(apps.length).toBeGreaterThan(0)
@@ -104,6 +175,13 @@ describe('Compose files', () => {
       expect(config.databaseUrl).toStartWith('postgres://')
       expect(config.redisUrl).not.toBeNull()
       expect(service.deploy?.replicas).toBeGreaterThanOrEqual(2)
+      expect(config.trustedProxies.length, `${name} trusts nginx's X-Forwarded-For`).toBeGreaterThan(0)
+      // Every replica serving predictions mounts one named volume at MODELS_DIR, so an upload to one serves on all.
+      if (config.services.has('inference')) {
+        const shared = (service.volumes ?? []).map((v) => v.split(':')).find(([, target]) => target === config.modelsDir)
+        expect(shared, `${name} mounts a volume at MODELS_DIR (${config.modelsDir})`).toBeDefined()
+        expect(Object.keys(compose!.volumes ?? {})).toContain(shared![0]!)
+      }
       for (const s of config.services) served.add(s)
     }
     expect(served).toEqual(new Set(['tasks', 'sensors', 'inference']))
@@ -119,7 +197,127 @@ describe('Compose files', () => {
     const lb = services.lb!
     const conf = await Bun.file(join(deploy, lb.volumes![0]!.split(':')[0]!)).text()
     for (const [, host] of conf.matchAll(/server (\w+):3000/g)) expect(services[host!], `nginx upstream ${host}`).toBeDefined()
-    expect(conf).toContain('proxy_set_header Upgrade $http_upgrade')
     expect(dirname(file)).toBe('.')
+  })
+})
+
+describe('the nginx confs', () => {
+  test.each(confs)('deploy/%s forwards the Host as sent, the client address, upgrades, and bodies past the batch limit', async (file) => {
+    const conf = await readConf(file)
+    expect(nginxSize(/client_max_body_size\s+(\S+);/.exec(conf)![1]!)).toBeGreaterThan(BATCH_BODY_LIMIT)
+    const locations = locationHeaders(conf)
+    expect(locations.size).toBeGreaterThan(0)
+    for (const [path, headers] of locations) {
+      expect(nginxValue(conf, headers.get('host') ?? '$proxy_host', 'localhost:3000'), `Host sent for ${path}`).toBe('localhost:3000')
+      expect(headers.get('x-forwarded-for'), `X-Forwarded-For sent for ${path}`).toBe('$proxy_add_x_forwarded_for')
+      expect(headers.get('upgrade'), `Upgrade sent for ${path}`).toBe('$http_upgrade')
+    }
+  })
+
+  // What the service sees behind the conf when a browser opens the dashboard at http://localhost:3000.
+  test('the Host each conf forwards passes the WebSocket Origin check of a real server; the port-less $host would not', async () => {
+    const dir = tempDir()
+    const databaseUrl = `sqlite:${join(dir, 'app.sqlite')}`
+    const key = await cliKey(databaseUrl, 'behind-nginx')
+    await using server = await startServer({ DATABASE_URL: databaseUrl, MODELS_DIR: copyModels(join(dir, 'models')) })
+    const port = Number(new URL(server.url).port)
+    const asNginx = (host: string) => upgradeStatus(port, { host, origin: 'http://localhost:3000', 'x-api-key': key })
+    for (const file of confs) {
+      const conf = await readConf(file)
+      const sent = nginxValue(conf, locationHeaders(conf).get('/v1/sensors')?.get('host') ?? locationHeaders(conf).get('/')!.get('host')!, 'localhost:3000')
+      expect({ file, status: await asNginx(sent) }).toEqual({ file, status: 101 })
+    }
+    expect(await asNginx(nginxValue('', '$host', 'localhost:3000'))).toBe(403)
+  })
+})
+
+const NGINX = '/usr/sbin/nginx'
+const haveNginx = existsSync(NGINX)
+if (!haveNginx && process.env.CI !== 'true') {
+  console.warn(`\n⚠ test/deploy.test.ts: ${NGINX} is missing, so the shipped nginx confs are not run (apt-get install nginx). CI installs it and runs them.\n`)
+}
+
+/** A port nothing listens on right now. */
+function freePort(): number {
+  const listener = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const { port } = listener
+  listener.stop(true)
+  return port
+}
+
+/** Runs `site` (a conf.d file of deploy/) in nginx on a free port, its upstream servers all pointed at `upstream`. */
+async function runNginx(site: string, upstream: number) {
+  const dir = tempDir('taskmesh-nginx-')
+  for (const temp of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, temp))
+  const port = freePort()
+  const rewritten = site.replace(/server\s+\w+:3000;/g, `server 127.0.0.1:${upstream};`).replace(/listen\s+80;/, `listen 127.0.0.1:${port};`)
+  writeFileSync(join(dir, 'site.conf'), rewritten)
+  writeFileSync(join(dir, 'nginx.conf'), `daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  include ${dir}/site.conf;
+}
+`)
+  const proc = Bun.spawn([NGINX, '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdout: 'ignore', stderr: 'pipe' })
+  const url = `http://127.0.0.1:${port}`
+  await eventually(async () => {
+    if (proc.exitCode !== null) throw new Error(`nginx exited: ${await new Response(proc.stderr).text()}${await Bun.file(join(dir, 'error.log')).text()}`)
+    return (await fetch(`${url}/healthz`).catch(() => null))?.ok
+  }, { what: 'nginx answers /healthz', intervalMs: 20 })
+  return {
+    port,
+    url,
+    async [Symbol.asyncDispose]() {
+      proc.kill('SIGTERM')
+      await proc.exited
+    },
+  }
+}
+
+describe('the nginx confs, run by nginx in front of the real service', () => {
+  test.skipIf(!haveNginx && process.env.CI !== 'true').each(confs)('deploy/%s: the dashboard\'s socket passes the Origin check, and an 8 MiB batch reaches the service', async (file) => {
+    const dir = tempDir()
+    const databaseUrl = `sqlite:${join(dir, 'app.sqlite')}`
+    const key = await cliKey(databaseUrl, 'behind-nginx')
+    await using server = await startServer({ DATABASE_URL: databaseUrl, MODELS_DIR: copyModels(join(dir, 'models')), TRUSTED_PROXIES: '127.0.0.1' })
+    const conf = await readConf(file)
+    await using nginx = await runNginx(conf, Number(new URL(server.url).port))
+
+    // As a browser at http://localhost:PORT sends it, through nginx.
+    const page = `localhost:${nginx.port}`
+    expect(await upgradeStatus(nginx.port, { host: page, origin: `http://${page}`, 'x-api-key': key })).toBe(101)
+    expect(await upgradeStatus(nginx.port, { host: page, origin: 'http://evil.example', 'x-api-key': key })).toBe(403)
+    const socket = await TestSocket.open(`ws://127.0.0.1:${nginx.port}/v1/sensors/ws`, { 'x-api-key': key, origin: nginx.url })
+    await socket.sync()
+    socket.close()
+    // The conf as it was, forwarding $host (no port): the same page is refused.
+    {
+      await using before = await runNginx(conf.replace(/proxy_set_header Host \S+;/, 'proxy_set_header Host $host;'), Number(new URL(server.url).port))
+      const old = `localhost:${before.port}`
+      expect(await upgradeStatus(before.port, { host: old, origin: `http://${old}`, 'x-api-key': key })).toBe(403)
+    }
+
+    const predict = (bytes: number) => {
+      const json = JSON.stringify({ instances: [[1, 2, 3], [4, 5, 6]] })
+      return fetch(`${nginx.url}/v1/models/seed-linear/predict`, {
+        method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: json + ' '.repeat(bytes - json.length),
+      })
+    }
+    const batch = await predict(BATCH_BODY_LIMIT - 1024)
+    expect(batch.status).toBe(200)
+    expect(((await batch.json()) as { predictions: unknown[] }).predictions).toHaveLength(2)
+    // Past the batch limit the service answers itself, as problem+json, not nginx's HTML page.
+    const over = await predict(BATCH_BODY_LIMIT + 1024)
+    expect(over.status).toBe(413)
+    expect(over.headers.get('content-type')).toBe('application/problem+json')
   })
 })

@@ -136,3 +136,73 @@ describe('fuzzing every operation of /openapi.json', async () => {
     }), { seed: SEED, numRuns: RUNS })
   }, 120_000)
 })
+
+/** Everything an error response must be: the route's error shape, and nothing of the server's internals. */
+function expectCleanError(path: string, response: Response, text: string, context: string) {
+  expect(response.status, context).toBeLessThan(500)
+  expect(text, context).not.toMatch(/\bat .*[\\/]|node_modules|\/work\/|src\/|\.ts:\d|<html|<!doctype/i)
+  if (response.status < 400) return
+  const v2 = path.startsWith('/v2/')
+  expect(response.headers.get('content-type'), context).toBe(v2 ? 'application/json' : 'application/problem+json')
+  const body = JSON.parse(text) as Record<string, unknown>
+  if (v2) expect(typeof body.error, context).toBe('string')
+  else expect(body, context).toMatchObject({ status: response.status, detail: expect.any(String) })
+}
+
+describe('hostile inputs on every operation', async () => {
+  const t = await testApp({ RATE_LIMIT: 'off' })
+  const key = await t.key('hostile', ['admin'])
+  const { id: kept } = (await (await t.request('/v1/tasks', { method: 'POST', key, json: { title: 'kept' } })).json()) as { id: number }
+  const doc = (await (await t.request('/openapi.json')).json()) as { paths: Record<string, Record<string, Operation>> }
+  const operations = Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method, op })))
+  const send = async (method: string, url: string, body?: string) => {
+    const headers: Record<string, string> = { 'x-api-key': key }
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    const response = await t.app.handle(new Request(`http://localhost${url}`, { method, headers, body }))
+    return { response, text: await response.text() }
+  }
+
+  const jsonRoutes = operations.filter((o) => o.op.requestBody?.content['application/json'])
+  test.each(jsonRoutes.map((o) => [`${o.method.toUpperCase()} ${o.path}`, o] as const))('%s: a body nested 10 000 deep is a 400', async (_, { path, method }) => {
+    const url = path.replace(/\{\w+\}/g, '1')
+    for (const body of [`{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}`, '{"a":'.repeat(65) + '1' + '}'.repeat(65)]) {
+      const { response, text } = await send(method.toUpperCase(), url, body)
+      expectCleanError(path, response, text, `${method} ${url} → ${response.status} ${text.slice(0, 300)}`)
+      // A smaller body limit may refuse it first.
+      expect([400, 413], text).toContain(response.status)
+    }
+  })
+
+  const prototypeNames = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString', '__defineGetter__', '__lookupSetter__', 'prototype']
+  const withParams = operations.filter((o) => o.path.includes('{'))
+  test.each(withParams.map((o) => [`${o.method.toUpperCase()} ${o.path}`, o] as const))('%s: Object.prototype names as path parameters', async (_, { path, method, op }) => {
+    for (const name of prototypeNames) {
+      const url = path.replace(/\{\w+\}/g, encodeURIComponent(name))
+      const { response, text } = await send(method.toUpperCase(), url, op.requestBody ? '{}' : undefined)
+      expectCleanError(path, response, text, `${method} ${url} → ${response.status} ${text.slice(0, 300)}`)
+    }
+  })
+
+  test.each(['/dashboard/assets/__proto__', '/dashboard/assets/constructor', '/dashboard/assets/toString', '/v1/models/constructor', '/v1/models/__proto__', '/v1/sensors/toString/readings', '/v1/sensors/__proto__/readings', '/v2/models/constructor', '/v2/models/__proto__/ready'])('GET %s', async (url) => {
+    const { response, text } = await send('GET', url)
+    expectCleanError(url, response, text, `GET ${url} → ${response.status} ${text.slice(0, 300)}`)
+  })
+
+  test.each(jsonRoutes.map((o) => [`${o.method.toUpperCase()} ${o.path}`, o] as const))('%s: Object.prototype names as body keys', async (_, { path, method }) => {
+    const url = path.replace(/\{\w+\}/g, '1')
+    for (const name of prototypeNames) {
+      const { response, text } = await send(method.toUpperCase(), url, `{"${name}":{"${name}":1},"title":"${name}","model":"${name}","inputs":[{"name":"${name}"}]}`)
+      expectCleanError(path, response, text, `${method} ${url} → ${response.status} ${text.slice(0, 300)}`)
+    }
+  })
+
+  test.each(['0x1', '1e0', '+1', '1.0', '01', ' 1', '1 ', '0b1', '1n', '１'])('a task id %p is 422 on GET, PATCH and DELETE', async (alias) => {
+    for (const method of ['GET', 'PATCH', 'DELETE']) {
+      const url = `/v1/tasks/${encodeURIComponent(alias.replace('1', String(kept)))}`
+      const { response, text } = await send(method, url, method === 'PATCH' ? '{"title":"renamed"}' : undefined)
+      expect(response.status, `${method} ${url} → ${text}`).toBe(422)
+      expectCleanError(url, response, text, `${method} ${url}`)
+    }
+    expect((await t.request(`/v1/tasks/${kept}`, { key })).status).toBe(200)
+  })
+})

@@ -95,6 +95,32 @@ describe('rate limiting', () => {
   })
 })
 
+describe('peeking a bucket', () => {
+  const limit = { rate: 1, burst: 2 }
+  const drain = async (limiter: Limiter) => {
+    expect(await limiter.peek('a', limit)).toMatchObject({ allowed: true, remaining: 2 })
+    expect(await limiter.peek('a', limit)).toMatchObject({ allowed: true, remaining: 2 })
+    await limiter.take('a', limit)
+    await limiter.take('a', limit)
+    expect(await limiter.peek('a', limit)).toMatchObject({ allowed: false, remaining: 0, retryAfterSeconds: 1 })
+  }
+
+  test('in memory: takes no token', async () => {
+    await drain(new MemoryLimiter(() => 7_000))
+  })
+
+  test.skipIf(!needs('redis'))('in Redis: takes no token and writes nothing', async () => {
+    const redis = new RedisClient('redis://127.0.0.1:6379')
+    const prefix = `test:${crypto.randomUUID()}:`
+    const limiter = new RedisLimiter(redis, prefix, () => 7_000)
+    expect(await limiter.peek('b', limit)).toMatchObject({ allowed: true })
+    expect(await redis.send('KEYS', [`${prefix}*`])).toEqual([])
+    await drain(limiter)
+    await redis.send('DEL', [`${prefix}a`])
+    redis.close()
+  })
+})
+
 describe('metrics', () => {
   test('requests are counted by route template and status', async () => {
     await using t = await testApp()

@@ -51,6 +51,29 @@ describe('problem+json for framework errors', () => {
     }
   })
 
+  test('401 and 403 come before 415, 413 and 400', async () => {
+    await using t = await testApp()
+    const reader = await t.key(undefined, ['tasks:read'])
+    const bodies: Array<[string, string]> = [['text/plain', 'x'], ['application/json', 'x'.repeat(2 * 1024 * 1024)], ['application/json', '{"title":']]
+    for (const [type, body] of bodies) {
+      const anonymous = await t.request('/v1/tasks', { method: 'POST', body, headers: { 'content-type': type } })
+      expect(anonymous.status).toBe(401)
+      await problemOf(anonymous)
+      expect((await t.request('/v1/tasks', { method: 'POST', key: reader, body, headers: { 'content-type': type } })).status).toBe(403)
+    }
+  })
+
+  test('a JSON body nested deeper than 64 levels is 400, on any route', async () => {
+    await using t = await testApp()
+    const key = await t.key()
+    const deep = `{"title":${'['.repeat(100_000)}${']'.repeat(100_000)}}`
+    for (const path of ['/v1/tasks', '/v1/predict']) {
+      const response = await t.request(path, { method: 'POST', key, body: deep, headers: { 'content-type': 'application/json' } })
+      expect(response.status).toBe(400)
+      expect((await problemOf(response)).detail).toBe('the request body nests arrays and objects deeper than 64 levels')
+    }
+  })
+
   test('application/json with a charset parameter is accepted', async () => {
     await using t = await testApp()
     const key = await t.key()

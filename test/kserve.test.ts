@@ -177,9 +177,14 @@ describe('infer', () => {
 })
 
 describe('GET /v2', () => {
-  test('server metadata is public and names the server', async () => {
+  test('server metadata needs predict, like the model routes, and names the server', async () => {
     await using t = await testApp()
-    const response = await t.request('/v2')
+    const anonymous = await t.request('/v2')
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.headers.get('www-authenticate')).toBeTruthy()
+    expect(await anonymous.json()).toEqual({ error: expect.any(String) })
+    expect((await t.request('/v2', { key: await t.key(undefined, ['tasks:read']) })).status).toBe(403)
+    const response = await t.request('/v2', { key: await t.key(undefined, ['predict']) })
     expect(response.status).toBe(200)
     expect(await response.json()).toEqual({ name: 'taskmesh', version: expect.any(String), extensions: [] })
     const wrong = await t.request('/v2', { method: 'POST' })

@@ -352,9 +352,9 @@ describe('OpenAPI', () => {
     await using t = await sensorApp()
     const doc = (await (await t.request('/openapi.json')).json()) as { paths: Record<string, Record<string, { responses: Record<string, unknown>; requestBody?: unknown }>> }
     const publish = doc.paths['/v1/sensors/{sensor_id}/readings']!.post!
-    expect(Object.keys(publish.responses).sort()).toEqual(['202', '400', '401', '403', '413', '415', '422', '500'])
+    expect(Object.keys(publish.responses).sort()).toEqual(['202', '400', '401', '403', '413', '415', '422', '429', '500'])
     expect(publish.requestBody).toBeDefined()
-    expect(Object.keys(doc.paths['/v1/sensors/tickets']!.post!.responses).sort()).toEqual(['201', '401', '403', '500'])
-    expect(Object.keys(doc.paths['/v1/sensors/ws']!.get!.responses).sort()).toEqual(['101', '401', '403', '422', '426', '500', '503'])
+    expect(Object.keys(doc.paths['/v1/sensors/tickets']!.post!.responses).sort()).toEqual(['201', '401', '403', '429', '500'])
+    expect(Object.keys(doc.paths['/v1/sensors/ws']!.get!.responses).sort()).toEqual(['101', '401', '403', '422', '426', '429', '500', '503'])
   })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { TaskService, type TaskStore } from '../src/tasks/service'
+import { IDEMPOTENCY_PURGE_EVERY, IDEMPOTENCY_TTL_MS } from '../src/tasks/query'
 import { taskStore } from '../src/tasks/store'
 import { problemOf, testApp, type TestApp } from './helpers'
 
@@ -61,6 +62,9 @@ describe('POST /v1/tasks', () => {
     ['bad date format', { title: 'x', due_date: '30/01/2030' }, 'body.due_date'],
     ['impossible date', { title: 'x', due_date: '2030-02-30' }, 'body.due_date'],
     ['completed as string', { title: 'x', completed: 'true' }, 'body.completed'],
+    ['U+0000 in the title', { title: 'a\u0000b' }, 'body.title'],
+    ['U+0000 in the description', { title: 'x', description: 'd\u0000' }, 'body.description'],
+    ['a lone surrogate in the title', { title: 'x\ud800' }, 'body.title'],
   ])('rejects %s with 422 naming the field', async (_, json, field) => {
     await using t = await testApp()
     const key = await t.key()
@@ -97,6 +101,28 @@ describe('POST /v1/tasks', () => {
     const task = await create(t, key, { title })
     const read = await t.request(`/v1/tasks/${task.id}`, { key })
     expect(((await read.json()) as Task).title).toBe(title)
+  })
+})
+
+describe('text fields', () => {
+  // PostgreSQL's text cannot hold U+0000 and UTF-8 cannot encode a lone surrogate: both stores refuse them alike.
+  test('U+0000 and lone surrogates are a 422 naming the field on PUT, PATCH and the title search', async () => {
+    await using t = await testApp()
+    const key = await t.key()
+    const task = await create(t, key, { title: 'clean' })
+    const attempts: Array<[string, RequestInit & { json?: unknown }, string]> = [
+      [`/v1/tasks/${task.id}`, { method: 'PUT', json: { title: 'x', description: 'a\u0000' } }, 'body.description'],
+      [`/v1/tasks/${task.id}`, { method: 'PATCH', json: { title: '\u0000' } }, 'body.title'],
+      [`/v1/tasks/${task.id}`, { method: 'PATCH', json: { description: '\udc00' } }, 'body.description'],
+      ['/v1/tasks?q=%00', {}, 'query.q'],
+    ]
+    for (const [path, init, field] of attempts) {
+      const response = await t.request(path, { ...init, key })
+      expect(response.status).toBe(422)
+      expect((await problemOf(response)).errors).toEqual([{ field, message: expect.any(String) }])
+    }
+    const read = await t.request(`/v1/tasks/${task.id}`, { key })
+    expect(await read.json()).toMatchObject({ title: 'clean', description: null, version: 1 })
   })
 })
 
@@ -156,6 +182,21 @@ describe('Idempotency-Key', () => {
     const response = await t.request('/v1/tasks', { method: 'POST', key, headers: { 'idempotency-key': 'x'.repeat(256) }, json: { title: 'a' } })
     expect(response.status).toBe(422)
     expect((await problemOf(response)).errors?.[0]?.field).toBe('header.idempotency-key')
+  })
+})
+
+describe('idempotency keys expire', () => {
+  test(`keys older than the TTL are deleted within ${IDEMPOTENCY_PURGE_EVERY} idempotent creates`, async () => {
+    await using t = await testApp()
+    const store = taskStore(t.database)
+    const fields = { title: 'x', description: null, priority: 1, dueDate: null, completed: false }
+    const idempotent = (key: string) => ({ key, fingerprint: key, render: () => '{}' })
+    const now = Date.now()
+    await store.insert('purged', fields, now - IDEMPOTENCY_TTL_MS - 1000, idempotent('expired'))
+    await store.insert('purged', fields, now - IDEMPOTENCY_TTL_MS + 60_000, idempotent('recent'))
+    expect(await t.sql("SELECT key FROM idempotency_keys WHERE owner = 'purged' ORDER BY key")).toEqual([{ key: 'expired' }, { key: 'recent' }])
+    await Promise.all(Array.from({ length: IDEMPOTENCY_PURGE_EVERY }, (_, i) => store.insert('filler', fields, now, idempotent(`k${i}`))))
+    expect(await t.sql("SELECT key FROM idempotency_keys WHERE owner = 'purged'")).toEqual([{ key: 'recent' }])
   })
 })
 

@@ -46,3 +46,14 @@ export async function writeAtomically(dir: string, file: string, text: string): 
     await folder.close()
   }
 }
+
+/** Why a file could not be read, in plain words: the error's own text names server paths. */
+export function readFailure(error: unknown): string {
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'EACCES': case 'EPERM': return 'permission denied'
+    case 'EISDIR': return 'it is a directory'
+    case 'ELOOP': return 'too many symbolic links'
+    case 'EMFILE': case 'ENFILE': return 'too many open files'
+    default: return `the file system refused (${(error as NodeJS.ErrnoException).code ?? 'unknown error'})`
+  }
+}

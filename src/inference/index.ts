@@ -36,7 +36,7 @@ export interface InferenceDeps {
 }
 
 // 10 000 rows of a few features at full precision do not fit the service-wide 1 MiB.
-const BATCH_BODY_LIMIT = 8 * 1024 * 1024
+export const BATCH_BODY_LIMIT = 8 * 1024 * 1024
 
 /** Under /v2 errors take the Open Inference Protocol's shape, `{ "error": "…" }`, not problem+json. */
 export const kserveErrors: ErrorRenderer = {
@@ -131,9 +131,11 @@ export function inference({ config, credentials, telemetry, lifecycle, readiness
   const v2 = new Elysia({ name: 'inference/v2', tags: ['kserve v2'] })
     .use(auth(credentials))
     .use(routeOptions)
-    // No rate group: server metadata has never counted against the inference limit (only paths under /v2/ do).
+    // Like the model routes, not like /v2/health/*: only the health checks are public.
     .get('/v2', () => ({ name: 'taskmesh', version: pkg.version, extensions: [] as string[] }), {
-      response: { 200: t.Object({ name: t.String(), version: t.String(), extensions: t.Array(t.String()) }) },
+      auth: 'predict',
+      rateGroup: 'inference',
+      response: { 200: t.Object({ name: t.String(), version: t.String(), extensions: t.Array(t.String()) }), ...v2Errors(401, 403) },
       detail: { summary: 'Server metadata (Open Inference Protocol)' },
     })
     .get('/v2/health/live', () => ({ live: true }), {

@@ -2,6 +2,9 @@
 // memory — where compiled weights live, the scratch region batches run in, and every typed-array
 // view over it. Nothing else in the service touches the module's exports or raw pointers.
 import wasmPath from '../../wasm/build/kernel.wasm' with { type: 'file' }
+import { align, Heap, KERNEL_MEMORY_LIMIT, PAGE_BYTES } from './kernel-heap'
+
+export { KERNEL_MEMORY_LIMIT, KernelMemoryError } from './kernel-heap'
 
 export type Activation = 'relu' | 'tanh' | 'sigmoid' | 'identity' | 'softmax'
 /** The activations the kernel implements; model-file.ts refuses a file naming any other. */
@@ -66,90 +69,13 @@ interface KernelExports {
   softmax(p: number, rows: number, cols: number): void
 }
 
-const PAGE_BYTES = 65536
-const ALIGN = 16
-
 // Scratch per chunk of rows: small enough that a chunk's inputs are still in L2 when dense reads them.
 const CHUNK_BYTES = 256 * 1024
-
-const align = (bytes: number): number => Math.ceil(bytes / ALIGN) * ALIGN
 
 // Layers of WIDE or more outputs run `dense` (SIMD across outputs: weight rows and bias padded to a
 // multiple of 4); narrower ones `denseNarrow`, over transposed weights, where padding would be most lanes.
 const WIDE = 4
 const strideOf = (nOut: number): number => (nOut >= WIDE ? Math.ceil(nOut / 4) * 4 : nOut)
-
-interface Block {
-  ptr: number
-  size: number
-}
-
-/**
- * First-fit allocator over [heapBase, memory end) with coalescing free list, growing the memory
- * when nothing fits. Nets come and go with hot reloads, so freed space must be found again.
- */
-class Heap {
-  /** Free blocks sorted by address, never adjacent (adjacent ones are merged). */
-  private readonly free: Block[] = []
-  private end: number
-
-  constructor(private readonly memory: WebAssembly.Memory, base: number, private readonly onGrow: () => void) {
-    const start = align(base)
-    this.end = memory.buffer.byteLength
-    if (this.end > start) this.free.push({ ptr: start, size: this.end - start })
-  }
-
-  alloc(bytes: number): number {
-    const size = align(bytes)
-    const i = this.free.findIndex((block) => block.size >= size)
-    if (i < 0) return this.growFor(size)
-    const block = this.free[i]!
-    const ptr = block.ptr
-    if (block.size === size) this.free.splice(i, 1)
-    else {
-      block.ptr += size
-      block.size -= size
-    }
-    return ptr
-  }
-
-  release(ptr: number, bytes: number): void {
-    const size = align(bytes)
-    let i = this.free.findIndex((block) => block.ptr > ptr)
-    if (i < 0) i = this.free.length
-    const prev = this.free[i - 1]
-    const next = this.free[i]
-    if (prev && prev.ptr + prev.size === ptr) {
-      prev.size += size
-      if (next && prev.ptr + prev.size === next.ptr) {
-        prev.size += next.size
-        this.free.splice(i, 1)
-      }
-    } else if (next && ptr + size === next.ptr) {
-      next.ptr = ptr
-      next.size += size
-    } else {
-      this.free.splice(i, 0, { ptr, size })
-    }
-  }
-
-  private growFor(size: number): number {
-    const last = this.free.at(-1)
-    // A free block touching the end of memory counts toward the request: grow only the difference.
-    const tail = last && last.ptr + last.size === this.end ? last : undefined
-    const pages = Math.ceil((size - (tail?.size ?? 0)) / PAGE_BYTES)
-    // Throws RangeError past the 4 GiB limit, before any bookkeeping changes.
-    this.memory.grow(pages)
-    this.onGrow()
-    const ptr = tail ? tail.ptr : this.end
-    const added = pages * PAGE_BYTES
-    this.end += added
-    if (tail) this.free.pop()
-    const rest = (tail?.size ?? 0) + added - size
-    if (rest > 0) this.free.push({ ptr: ptr + size, size: rest })
-    return ptr
-  }
-}
 
 interface PlacedLayer {
   nIn: number
@@ -174,16 +100,19 @@ export class Kernel {
   private running = false
   private readonly live = new Map<Net, { ptr: number; bytes: number }>()
 
-  private constructor(private readonly wasm: KernelExports) {
+  private constructor(private readonly wasm: KernelExports, memoryLimit: number) {
     this.f64 = new Float64Array(wasm.memory.buffer)
     // Growth detaches the old ArrayBuffer, so every cached view is rebuilt right after it.
-    this.heap = new Heap(wasm.memory, wasm.heapBase(), () => {
+    this.heap = new Heap(wasm.memory, wasm.heapBase(), memoryLimit, () => {
       this.f64 = new Float64Array(wasm.memory.buffer)
     })
   }
 
-  /** Instantiates a fresh kernel (the compiled module is shared between instances). */
-  static async load(): Promise<Kernel> {
+  /**
+   * Instantiates a fresh kernel (the compiled module is shared between instances). Compiling a net
+   * or running a batch that needs memory past `memoryLimit` throws KernelMemoryError.
+   */
+  static async load({ memoryLimit = KERNEL_MEMORY_LIMIT }: { memoryLimit?: number } = {}): Promise<Kernel> {
     modulePromise ??= Bun.file(wasmPath).arrayBuffer().then((bytes) => WebAssembly.compile(bytes)).catch((error: unknown) => {
       // Let a later call retry rather than remember the failure forever.
       modulePromise = undefined
@@ -195,7 +124,7 @@ export class Kernel {
       if (typeof exports[name] !== 'function') throw new Error(`${wasmPath} does not export ${name}`)
     }
     if (!(exports.memory instanceof WebAssembly.Memory)) throw new Error(`${wasmPath} does not export its memory`)
-    return new Kernel(exports as unknown as KernelExports)
+    return new Kernel(exports as unknown as KernelExports, memoryLimit)
   }
 
   /** Bytes of linear memory currently reserved (weights, scratch and free space). */

@@ -86,9 +86,16 @@ function matrix(value: unknown, path: string, rows: number | undefined, cols: nu
   return values as number[][]
 }
 
+/**
+ * Most classes a classifier may have: every prediction answers one probability per class, so a
+ * 10 000-row batch of a model with more would build (and send) tens of millions of values.
+ */
+export const MAX_CLASSES = 1000
+
 function labels(value: unknown): Label[] {
   const classes = array(value, 'classes')
   if (classes.length < 2) fail('classes', 'must name at least two classes')
+  if (classes.length > MAX_CLASSES) fail('classes', `names ${classes.length} classes; at most ${MAX_CLASSES} are allowed`)
   const seen = new Set<string>()
   classes.forEach((label, i) => {
     const ok = (typeof label === 'string' && label !== '') || (typeof label === 'number' && Number.isFinite(label))

@@ -10,6 +10,24 @@ export const MODEL_NAME = '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$'
 export const modelNamePattern = new RegExp(MODEL_NAME)
 /** Most rows one prediction request may carry. */
 export const MAX_ROWS = 10_000
+/**
+ * Most values one prediction may answer (rows × classes for a classifier): 10 000 rows of up to
+ * 100 classes, or fewer rows of more; past it a batch is a 413, before anything runs.
+ */
+export const MAX_OUTPUT_VALUES = 1_000_000
+/**
+ * Most models served at once. Each holds kernel memory, a file to watch and a label set in every
+ * metric series, so the folder and uploads are capped: past it a new name is refused, while an
+ * existing one may still be replaced.
+ */
+export const MAX_MODELS = 100
+
+/** A new model past MAX_MODELS. */
+export class ModelLimitError extends Error {
+  override name = 'ModelLimitError'
+  override message = `at most ${MAX_MODELS} models are served at once; delete one first`
+}
+
 export const KINDS = ['linear', 'logistic', 'mlp'] as const
 export type Kind = (typeof KINDS)[number]
 

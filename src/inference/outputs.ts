@@ -37,7 +37,8 @@ export function predictionsOf(model: LoadedModel, outputs: Float64Array, rows: n
   const { probabilities, labels } = classify(classes, outputs, rows)
   const keys = model.labelKeys
   return labels.map((label, r) => {
-    const byLabel: Record<string, number> = {}
+    // No prototype: a label such as `__proto__` is then an own key like any other, not a setter.
+    const byLabel = Object.create(null) as Record<string, number>
     for (let j = 0; j < keys.length; j++) byLabel[keys[j]!] = probabilities[r * keys.length + j]!
     return { label, probabilities: byLabel }
   })

@@ -6,10 +6,10 @@ import { type FSWatcher, watch } from 'node:fs'
 import { mkdir, readFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../platform/logger'
-import { digestOf, isModelFile, modelFiles, nameOf, stampOf, writeAtomically } from './folder'
-import { Kernel } from './kernel'
+import { digestOf, isModelFile, modelFiles, nameOf, readFailure, stampOf, writeAtomically } from './folder'
+import { Kernel, KERNEL_MEMORY_LIMIT, KernelMemoryError } from './kernel'
 import { compileModel, type LoadedModel } from './loaded-model'
-import { MODEL_NAME, modelNamePattern } from './model'
+import { MAX_MODELS, MODEL_NAME, ModelLimitError, modelNamePattern } from './model'
 import { ModelFileError, parseJson, parseModel } from './model-file'
 
 export interface Rejection {
@@ -24,6 +24,8 @@ export interface RegistryOptions {
   debounceMs?: number
   /** While watching, how often the folder is also polled for what fs.watch misses (network file systems). */
   pollMs?: number
+  /** Most linear memory the kernel may grow to (KERNEL_MEMORY_LIMIT unless given). */
+  kernelMemory?: number
 }
 
 export class ModelRegistry {
@@ -33,11 +35,14 @@ export class ModelRegistry {
   private readonly log: Logger
   private readonly debounceMs: number
   private readonly pollMs: number
+  private readonly kernelMemory: number
   private readonly models = new Map<string, LoadedModel>()
   private readonly rejected = new Map<string, Rejection>()
   /** Bumped by every change applied to a name; a reload that started before a newer change is dropped. */
   private readonly generations = new Map<string, number>()
   private readonly timers = new Map<string, ReturnType<typeof setTimeout>>()
+  /** Files refused only because MAX_MODELS models were loaded: read again when one goes. */
+  private readonly overLimit = new Set<string>()
   /** File → modification time and size when it was last read, so a poll reads only what changed. */
   private readonly stamps = new Map<string, string>()
   private poller: ReturnType<typeof setInterval> | undefined
@@ -47,11 +52,12 @@ export class ModelRegistry {
   private writes: Promise<unknown> = Promise.resolve()
   private closed = false
 
-  constructor({ dir, log, debounceMs = 50, pollMs = 5000 }: RegistryOptions) {
+  constructor({ dir, log, debounceMs = 50, pollMs = 5000, kernelMemory = KERNEL_MEMORY_LIMIT }: RegistryOptions) {
     this.dir = dir
     this.log = log
     this.debounceMs = debounceMs
     this.pollMs = pollMs
+    this.kernelMemory = kernelMemory
   }
 
   /** The initial load, then watching. Never rejects: a failure is logged and readiness stays false. */
@@ -130,12 +136,14 @@ export class ModelRegistry {
 
   /**
    * Validates and compiles `raw` as model `name`, writes it to `<name>.json` (temp file, fsync,
-   * rename) and serves it before resolving. Throws ModelFileError (nothing changes) when invalid.
+   * rename) and serves it before resolving. Throws (and nothing changes) ModelFileError when invalid,
+   * ModelLimitError for a new name past MAX_MODELS, KernelMemoryError when its weights do not fit.
    */
   put(name: string, raw: unknown): Promise<{ model: LoadedModel; created: boolean }> {
     return this.exclusive(async () => {
       const kernel = await this.kernelReady()
       if (!modelNamePattern.test(name)) throw new ModelFileError('name', `must match ${MODEL_NAME}`)
+      if (!this.models.has(name) && this.models.size >= MAX_MODELS) throw new ModelLimitError()
       const spec = parseModel(raw, name)
       const text = `${JSON.stringify(spec, null, 1)}\n`
       const model = compileModel(kernel, spec, digestOf(text))
@@ -148,6 +156,7 @@ export class ModelRegistry {
       const created = !this.models.has(name)
       this.install(model)
       this.rejected.delete(`${name}.json`)
+      this.overLimit.delete(`${name}.json`)
       this.log.info({ model: name, version: model.version, created }, 'model uploaded')
       this.changed(name)
       return { model, created }
@@ -205,7 +214,7 @@ export class ModelRegistry {
   }
 
   private kernelReady(): Promise<Kernel> {
-    this.kernelLoading ??= Kernel.load().then((kernel) => (this.kernel = kernel))
+    this.kernelLoading ??= Kernel.load({ memoryLimit: this.kernelMemory }).then((kernel) => (this.kernel = kernel))
     return this.kernelLoading
   }
 
@@ -273,7 +282,7 @@ export class ModelRegistry {
       this.stamps.set(file, await stampOf(path))
       text = await readFile(path, 'utf8')
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return this.reject(file, generation, `cannot be read: ${(error as Error).message}`)
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return this.reject(file, generation, `cannot be read: ${readFailure(error)}`)
       this.stamps.delete(file)
       text = null
     }
@@ -296,11 +305,14 @@ export class ModelRegistry {
     let model: LoadedModel
     try {
       if (!modelNamePattern.test(name)) throw new ModelFileError('', `the file name must be a model name (${MODEL_NAME}) followed by .json`)
+      if (!this.models.has(name) && this.models.size >= MAX_MODELS) throw new ModelLimitError()
       model = compileModel(kernel, parseModel(parseJson(text), name), digest)
     } catch (error) {
-      if (!(error instanceof ModelFileError)) throw error
+      if (!(error instanceof ModelFileError || error instanceof ModelLimitError || error instanceof KernelMemoryError)) throw error
+      if (error instanceof ModelLimitError) this.overLimit.add(file)
       return this.reject(file, generation, error.message)
     }
+    this.overLimit.delete(file)
     const previous = this.models.get(name)
     this.install(model)
     this.rejected.delete(file)
@@ -332,5 +344,7 @@ export class ModelRegistry {
     if (!previous) return
     this.models.delete(name)
     this.kernel!.release(previous.net)
+    // A place is free: a file refused for want of one may load now.
+    if (!this.closed) for (const file of this.overLimit) this.schedule(file)
   }
 }

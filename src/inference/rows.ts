@@ -1,9 +1,10 @@
 // Request rows into the kernel's input: each row is checked in the same pass that writes it
 // (no intermediate arrays), and a bad value becomes a RowProblem naming where it is, which
 // `run` turns into a 422. The outputs are checked finite before anyone reads them.
-import { invalid } from '../platform/errors'
-import type { Fill } from './kernel'
+import { HttpError, invalid } from '../platform/errors'
+import { type Fill, KernelMemoryError } from './kernel'
 import type { LoadedModel } from './loaded-model'
+import { MAX_OUTPUT_VALUES } from './model'
 
 /** A bad value inside row `row` of a batch; `at` is its path within the row (`[2]`, `.bmi`, or empty). */
 export class RowProblem {
@@ -82,12 +83,20 @@ export function fillFlat(data: readonly unknown[], n: number): Fill {
   }
 }
 
-/** Runs `fill`'s rows through the model's net; a RowProblem becomes a 422 naming `field(problem)`. */
+/**
+ * Runs `fill`'s rows through the model's net; a RowProblem becomes a 422 naming `field(problem)`.
+ * A batch whose answer would pass MAX_OUTPUT_VALUES, or whose scratch the kernel cannot grow to, is a 413.
+ */
 export function run(model: LoadedModel, rows: number, field: (problem: RowProblem) => string, fill: Fill): Float64Array {
+  const values = rows * (model.classes?.length ?? 1)
+  if (values > MAX_OUTPUT_VALUES) {
+    throw new HttpError(413, `${rows} rows of ${model.name} would answer ${values} values; at most ${MAX_OUTPUT_VALUES} per request: send fewer rows`)
+  }
   let outputs: Float64Array
   try {
     outputs = model.net.run(rows, fill)
   } catch (error) {
+    if (error instanceof KernelMemoryError) throw new HttpError(413, `a batch of ${rows} rows of ${model.name} ${error.message}: send fewer rows`)
     if (!(error instanceof RowProblem)) throw error
     throw invalid(field(error), error.message)
   }

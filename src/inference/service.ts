@@ -1,9 +1,10 @@
 // Predictions over the registry's models, for the v1 and v2 routes: the net runs synchronously on
 // the version looked up at the start, so a swap never lands between lookup and outputs.
 import { HttpError, invalid } from '../platform/errors'
+import { KernelMemoryError } from './kernel'
 import type { LoadedModel } from './loaded-model'
 import type { InferenceMetrics } from './metrics'
-import { type InferenceModel, type KServeModel, MAX_ROWS, MODEL_NAME, modelNamePattern } from './model'
+import { type InferenceModel, type KServeModel, MAX_ROWS, MODEL_NAME, ModelLimitError, modelNamePattern } from './model'
 import { type Label, ModelFileError } from './model-file'
 import { INPUT_NAME, labelType, PREDICT, PREDICT_PROBA, predictionsOf, requestedOutputs, tensorsOf } from './outputs'
 import type { ModelRegistry } from './registry'
@@ -34,6 +35,9 @@ export class InferenceService {
       const { model, created } = await this.registry.put(name, raw)
       return { summary: model.summary, created }
     } catch (error) {
+      // 422, not 413, past MAX_MODELS: the body is fine; it is the registry that is full.
+      if (error instanceof ModelLimitError) throw new HttpError(422, error.message)
+      if (error instanceof KernelMemoryError) throw new HttpError(413, `model ${name} ${error.message}`)
       if (!(error instanceof ModelFileError)) throw error
       throw invalid(error.path ? `body.${error.path}` : 'body', error.detail)
     }

@@ -1,6 +1,6 @@
 // The `auth` macro: a route declares the scope it needs (`{ auth: 'tasks:read' }`)
-// and receives the caller's `principal`. Keys are checked before the body schema,
-// so an anonymous caller learns nothing from validation errors.
+// and receives the caller's `principal`. Keys are checked before the body is read,
+// so an anonymous caller costs no upload and learns nothing from validation errors.
 import { Elysia } from 'elysia'
 import { HttpError } from './errors'
 import { hasScope, verifyKey, type KeyStore, type Principal, type Scope } from './keys'
@@ -19,6 +19,14 @@ export function presentedKey(headers: Headers): string | null {
 /** How long a verified key is trusted without asking the store again (so a revocation takes up to this long). */
 export const KEY_CACHE_MS = 2000
 const KEY_CACHE_MAX = 10_000
+
+// The shape keys/index.ts issues keys in: `tm_<8 char id>_<secret>`.
+const keyShape = /^tm_([A-Za-z0-9]{8})_[A-Za-z0-9]{32,128}$/
+
+/** The id a raw key names, from its shape alone (nothing is looked up), or null when it is not shaped like a key. */
+export function presentedKeyId(raw: string): string | null {
+  return keyShape.exec(raw)?.[1] ?? null
+}
 
 export interface CredentialOptions {
   now?: () => number
@@ -39,10 +47,14 @@ interface Slots {
 /**
  * Verifies the keys requests present, against one key store. Verified keys are trusted for
  * `cacheMs`: a client sends the same key on every request, and hashing plus a database lookup
- * per request is most of the cost of a read. With a synchronous store nothing here awaits.
+ * per request is most of the cost of a read. Keys the store refused are remembered as long, so a
+ * client repeating a bad key costs no lookup either (and a key created meanwhile works once that
+ * time has passed). With a synchronous store nothing here awaits.
  */
 export class Credentials {
   private readonly cache = new Map<string, { principal: Principal; until: number }>()
+  /** Refused raw keys and until when; oldest first, as Maps keep insertion order. */
+  private readonly refused = new Map<string, number>()
   private readonly now: () => number
   private readonly cacheMs: number
 
@@ -56,20 +68,43 @@ export class Credentials {
     return this.keys.synchronous
   }
 
+  /** Whether the principal's key still exists unrevoked, asked of the store: for what outlives a request (sockets, tickets). */
+  isLive(principal: Principal): Awaitable<boolean> {
+    const record = this.keys.byId(principal.keyId)
+    return record instanceof Promise ? record.then((found) => found?.revokedAt === null) : record?.revokedAt === null
+  }
+
+  /** What verifying `raw` now would answer without asking the key store: valid, refused, or undefined (a lookup). */
+  known(raw: string): boolean | undefined {
+    const now = this.now()
+    if ((this.cache.get(raw)?.until ?? 0) > now) return true
+    if ((this.refused.get(raw) ?? 0) > now || presentedKeyId(raw) === null) return false
+    return undefined
+  }
+
   private verify(raw: string): Awaitable<Principal | null> {
     const now = this.now()
     const hit = this.cache.get(raw)
     if (hit && hit.until > now) return hit.principal
+    // What is not shaped like a key needs no lookup, and is not worth a place among the refused.
+    if (presentedKeyId(raw) === null || (this.refused.get(raw) ?? 0) > now) return null
     const verified = verifyKey(this.keys, raw)
     return verified instanceof Promise ? verified.then((principal) => this.remember(raw, principal, now)) : this.remember(raw, verified, now)
   }
 
   private remember(raw: string, principal: Principal | null, now: number): Principal | null {
-    if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear()
-    // Only keys that exist are remembered: random guesses must not fill the cache.
-    if (principal) this.cache.set(raw, { principal, until: now + this.cacheMs })
-    else this.cache.delete(raw)
-    return principal
+    if (principal) {
+      if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear()
+      this.cache.set(raw, { principal, until: now + this.cacheMs })
+      this.refused.delete(raw)
+      return principal
+    }
+    this.cache.delete(raw)
+    // Bounded by dropping the oldest, so a flood of guesses costs memory no more than this.
+    this.refused.delete(raw)
+    if (this.refused.size >= KEY_CACHE_MAX) this.refused.delete(this.refused.keys().next().value!)
+    this.refused.set(raw, now + this.cacheMs)
+    return null
   }
 
   /** The verified principal of a request's key, or null when it has none or a bad one; resolved once per request. */
@@ -116,8 +151,10 @@ export class Credentials {
 }
 
 export function auth(credentials: Credentials) {
-  // transform runs after parsing but before schema validation: 401/403 win over 422. Elysia awaits
-  // a hook it takes for asynchronous, so with a synchronous key store the hook is written without await.
+  // Routes with a body are checked by the body parser before it reads a byte (it finds `authScope`
+  // in the route table); transform, which runs before schema validation, checks the others, so
+  // 401/403 win over 415 and 422. Elysia awaits a hook it takes for asynchronous, so with a
+  // synchronous key store the hook is written without await.
   const check = (scope: Scope) => credentials.synchronous
     ? { transform({ request }: { request: Request }) { credentials.authenticate(request, scope) } }
     : { async transform({ request }: { request: Request }) { await credentials.authenticate(request, scope) } }
@@ -128,6 +165,7 @@ export function auth(credentials: Credentials) {
         return { principal: credentials.principalFor(request) }
       },
       detail: { security: [{ apiKey: [] }, { bearer: [] }] },
+      authScope: scope,
     }),
   })
 }

@@ -1,8 +1,11 @@
-// Reading JSON request bodies strictly: media type (415), size (413), UTF-8 and
-// JSON syntax (400), in that order, before any schema check (422).
+// Reading JSON request bodies strictly: media type (415), size (413), UTF-8, nesting
+// depth and JSON syntax (400), in that order, before any schema check (422).
 import { HttpError } from './errors'
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
+
+/** Deepest nesting of arrays and objects a body may have. */
+export const MAX_JSON_DEPTH = 64
 
 /** `application/json`, or any `application/*+json` (e.g. merge-patch), with optional parameters. */
 export function isJsonMediaType(contentType: string): boolean {
@@ -32,6 +35,37 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
   return Buffer.concat(chunks)
 }
 
+const [QUOTE, BACKSLASH, OPEN_ARRAY, CLOSE_ARRAY, OPEN_OBJECT, CLOSE_OBJECT] = [0x22, 0x5c, 0x5b, 0x5d, 0x7b, 0x7d]
+
+/** The same rule for a value already parsed (a WebSocket message): arrays and objects deeper than `limit`. */
+export function valueNestsDeeper(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (limit === 0) return true
+  for (const child of Array.isArray(value) ? value : Object.values(value)) if (valueNestsDeeper(child, limit - 1)) return true
+  return false
+}
+
+/**
+ * True when brackets outside strings nest deeper than `limit`: one pass over the bytes, so that
+ * nothing recursive (the parser, schema checks, error messages) ever sees a deeper document.
+ * UTF-8 continuation bytes are never ASCII, so a byte scan cannot mistake one for a bracket.
+ */
+export function nestsDeeper(bytes: Uint8Array, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!
+    if (inString) {
+      if (byte === BACKSLASH) i++
+      else if (byte === QUOTE) inString = false
+    } else if (byte === QUOTE) inString = true
+    else if (byte === OPEN_ARRAY || byte === OPEN_OBJECT) {
+      if (++depth > limit) return true
+    } else if (byte === CLOSE_ARRAY || byte === CLOSE_OBJECT) depth--
+  }
+  return false
+}
+
 export async function readJson(request: Request, contentType: string, limit: number): Promise<unknown> {
   if (!isJsonMediaType(contentType)) {
     throw new HttpError(415, 'the request body must be JSON (Content-Type: application/json)')
@@ -45,6 +79,7 @@ export async function readJson(request: Request, contentType: string, limit: num
     throw new HttpError(400, 'the request body is not valid UTF-8')
   }
   if (text.trim() === '') throw new HttpError(400, 'the request body is empty; expected a JSON document')
+  if (nestsDeeper(bytes, MAX_JSON_DEPTH)) throw new HttpError(400, `the request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`)
   try {
     return JSON.parse(text)
   } catch (error) {

@@ -1,12 +1,14 @@
 // What a gateway in front of the service would do, done in it: URL limits, security headers,
-// CORS from an allowlist, and rate limits for the routes that declare a rate group.
+// CORS from an allowlist, and rate limits for the routes that declare a rate group, decided
+// before any key is looked up.
 import { cors } from '@elysiajs/cors'
 import { Elysia } from 'elysia'
 import type { Config, RateGroup, RateLimit } from '../config'
-import type { Credentials } from './auth'
+import { presentedKey, presentedKeyId, type Credentials } from './auth'
 import { HttpError } from './errors'
 import type { Telemetry } from './observability'
-import { rateLimitHeaders, type Limiter } from './ratelimit'
+import { TrustedProxies } from './proxies'
+import { rateLimitHeaders, type Limiter, type Verdict } from './ratelimit'
 import type { RouteTable } from './routes'
 
 const MAX_URL_LENGTH = 8 * 1024
@@ -45,19 +47,38 @@ export function gateway({ config, credentials, limiter, telemetry, routes }: Gat
     })
   // Elysia awaits every request hook it takes for asynchronous: with RATE_LIMIT=off there is none.
   if (!anyLimit) return plugin
+  const proxies = new TrustedProxies(config.trustedProxies)
+  const refuse = (group: RateGroup, limit: RateLimit, verdict: Verdict, headers: Record<string, unknown>) => {
+    Object.assign(headers, rateLimitHeaders(limit, verdict))
+    telemetry.rateLimited.inc({ group })
+    return new HttpError(429, `rate limit of ${limit.rate}/s (burst ${limit.burst}) exceeded; retry after ${verdict.retryAfterSeconds} s`)
+  }
   return plugin.onRequest(async ({ request, server, set }) => {
     if (request.method === 'OPTIONS') return
     const group = routes.rateGroupOf(pathOf(request.url))
     if (group === undefined) return
     const limit = limitFor(group)
     if (!limit) return
-    const principal = await credentials.principalOf(request)
-    const identity = principal ? `key:${principal.keyId}` : `ip:${server?.requestIP(request)?.address ?? 'local'}`
-    const verdict = await limiter.take(`${group}:${identity}`, limit)
-    Object.assign(set.headers, rateLimitHeaders(limit, verdict))
-    if (!verdict.allowed) {
-      telemetry.rateLimited.inc({ group })
-      throw new HttpError(429, `rate limit of ${limit.rate}/s (burst ${limit.burst}) exceeded; retry after ${verdict.retryAfterSeconds} s`)
+    const client = proxies.clientOf(server?.requestIP(request)?.address ?? 'local', request.headers.get('x-forwarded-for'))
+    const raw = presentedKey(request.headers)
+    const keyId = raw === null ? null : presentedKeyId(raw)
+    let bucket = `${group}:ip:${client}`
+    if (keyId !== null) {
+      // A key's own bucket is drawn only once the key is known to be good: else anyone who knows
+      // a key's id could spend its owner's budget with made-up secrets. Keys that are not, or not
+      // yet, draw from their client's bucket of unknown keys, checked before the lookup, so
+      // made-up keys (each with a fresh id) reach the key store no faster than that limit.
+      const unknown = `${group}:unknown-keys:${client}`
+      let good = credentials.known(raw!)
+      if (good === undefined) {
+        const open = await limiter.peek(unknown, limit)
+        if (!open.allowed) throw refuse(group, limit, open, set.headers)
+        good = (await credentials.principalOf(request)) !== null
+      }
+      bucket = good ? `${group}:key:${keyId}` : unknown
     }
+    const verdict = await limiter.take(bucket, limit)
+    if (!verdict.allowed) throw refuse(group, limit, verdict, set.headers)
+    Object.assign(set.headers, rateLimitHeaders(limit, verdict))
   })
 }

@@ -1,7 +1,8 @@
-// Cross-cutting HTTP behaviour: request ids, strict JSON bodies, and the one
-// error handler that turns every failure into problem+json, or into the error shape
-// of a protocol a feature speaks under its own prefix (an ErrorRenderer it hands in).
+// Cross-cutting HTTP behaviour: request ids, strict JSON bodies (read only once the route's
+// credentials pass), and the one error handler that turns every failure into problem+json, or
+// into the error shape of a protocol a feature speaks under its own prefix (an ErrorRenderer it hands in).
 import { Elysia, ValidationError } from 'elysia'
+import type { Credentials } from './auth'
 import { readJson } from './body'
 import { HttpError, isUnavailable, problem, type FieldError, type Problem } from './errors'
 import type { Lifecycle } from './lifecycle'
@@ -25,6 +26,8 @@ interface HttpOptions {
   lifecycle: Lifecycle
   routes: RouteTable
   log: Logger
+  /** Checks the credentials of routes that need them before their body is read. */
+  credentials?: Credentials
 }
 
 interface SchemaLike {
@@ -101,7 +104,16 @@ function respond(problem: Problem, render: ErrorRenderer['render'], headers: Rec
   return new Response(body, { status: problem.status, headers: merged })
 }
 
-export function http({ bodyLimit, routes, log, lifecycle, renderers = [] }: HttpOptions) {
+/** What `classify` makes of an error; null (a fault) if the error itself breaks it. */
+function classifySafely(...args: Parameters<typeof classify>): ReturnType<typeof classify> {
+  try {
+    return classify(...args)
+  } catch {
+    return null
+  }
+}
+
+export function http({ bodyLimit, routes, log, lifecycle, credentials, renderers = [] }: HttpOptions) {
   return new Elysia({ name: 'platform/http' })
     .error({ HttpError })
     .onRequest(({ request, set }) => {
@@ -114,10 +126,15 @@ export function http({ bodyLimit, routes, log, lifecycle, renderers = [] }: Http
       if (bodyless.has(request.method)) return null
       // A POST that sends nothing at all has no body to refuse; the route's schema decides.
       if (!contentType && (request.body === null || request.headers.get('content-length') === '0')) return null
-      return readJson(request, contentType, routes.bodyLimitOf(request.method, route) ?? bodyLimit)
+      const limit = routes.bodyLimitOf(request.method, route) ?? bodyLimit
+      // A caller without valid credentials is refused before a byte of its body is read.
+      const scope = routes.scopeOf(request.method, route)
+      const admitted = credentials && scope ? credentials.authenticate(request, scope) : null
+      if (admitted instanceof Promise) return admitted.then(() => readJson(request, contentType, limit))
+      return readJson(request, contentType, limit)
     })
     .onError({ as: 'global' }, ({ code, error, path, route, request, set }) => {
-      const known = classify(code, error, path, route, request.method, routes)
+      const known = classifySafely(code, error, path, route, request.method, routes)
       // set.status is what the access log and metrics read after the response.
       if (known) {
         set.status = known.body.status

@@ -3,7 +3,11 @@
 import { Elysia, t } from 'elysia'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import { accessLog, type Logger } from './logger'
-import { Tallies } from './tallies'
+import { readThrough, Tallies } from './tallies'
+
+// prom-client's defaults include these sums of the per-type gauges of the same name without
+// `_total`; a gauge must not end in `_total` (that suffix names a counter), so they are left out.
+const misnamedDefaults = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
 
 export class Telemetry {
   readonly registry = new Registry()
@@ -22,18 +26,20 @@ export class Telemetry {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry })
+    for (const name of misnamedDefaults) this.registry.removeSingleMetric(name)
     this.gauge('http_requests_in_flight', 'HTTP requests being handled', () => this.inFlight)
   }
 
   /** A gauge whose value is read from `read()` at scrape time (for counters kept by features). */
   gauge(name: string, help: string, read: () => number): void {
+    if (name.endsWith('_total')) throw new Error(`${name}: the _total suffix names a counter; use total()`)
     new Gauge({ name, help, registers: [this.registry], collect() { this.set(read()) } })
   }
 
-  /** A counter-like metric whose running total is kept elsewhere and read at scrape time. */
+  /** A counter (`name` ends in `_total`) whose running total is kept elsewhere and read at scrape time. */
   total(name: string, help: string, read: () => number): void {
-    // prom-client has no read-through counter; a gauge named *_total keeps the monotonic value.
-    this.gauge(name, help, read)
+    if (!name.endsWith('_total')) throw new Error(`${name}: a counter's name ends in _total`)
+    this.registry.registerMetric(readThrough(name, help, 'counter', () => [{ value: read(), labels: {} }]))
   }
 }
 

@@ -16,6 +16,8 @@ export interface Verdict {
 
 export interface Limiter {
   take(identity: string, limit: RateLimit, now?: number): Verdict | Promise<Verdict>
+  /** Whether `take` would allow a request now, without taking a token or creating a bucket. */
+  peek(identity: string, limit: RateLimit, now?: number): Verdict | Promise<Verdict>
 }
 
 function verdict(tokens: number, allowed: boolean, limit: RateLimit): Verdict {
@@ -27,51 +29,71 @@ function verdict(tokens: number, allowed: boolean, limit: RateLimit): Verdict {
   }
 }
 
+interface Bucket {
+  tokens: number
+  at: number
+  /** When the bucket, left alone, is full again: from then on it carries no information. */
+  fullAt: number
+}
+
 /** Buckets in this process: exact, no I/O. Idle buckets are swept so memory stays bounded. */
 export class MemoryLimiter implements Limiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>()
+  private readonly buckets = new Map<string, Bucket>()
   private lastSweep = 0
 
   constructor(private readonly clock: () => number = Date.now) {}
 
   take(identity: string, limit: RateLimit, now = this.clock()): Verdict {
-    this.sweep(now, limit)
+    this.sweep(now)
     const bucket = this.buckets.get(identity)
-    const tokens = bucket ? Math.min(limit.burst, bucket.tokens + ((now - bucket.at) / 1000) * limit.rate) : limit.burst
+    const tokens = this.tokensOf(bucket, limit, now)
     const allowed = tokens >= 1
     const left = allowed ? tokens - 1 : tokens
+    // Each bucket expires by its own limit: groups with different limits share the map.
+    const fullAt = now + ((limit.burst - left) / limit.rate) * 1000
     if (bucket) {
       bucket.tokens = left
       bucket.at = now
+      bucket.fullAt = fullAt
     } else {
-      this.buckets.set(identity, { tokens: left, at: now })
+      this.buckets.set(identity, { tokens: left, at: now, fullAt })
     }
     return verdict(left, allowed, limit)
   }
 
-  private sweep(now: number, limit: RateLimit): void {
+  peek(identity: string, limit: RateLimit, now = this.clock()): Verdict {
+    const tokens = this.tokensOf(this.buckets.get(identity), limit, now)
+    return verdict(tokens, tokens >= 1, limit)
+  }
+
+  private tokensOf(bucket: Bucket | undefined, limit: RateLimit, now: number): number {
+    return bucket ? Math.min(limit.burst, bucket.tokens + ((now - bucket.at) / 1000) * limit.rate) : limit.burst
+  }
+
+  private sweep(now: number): void {
     if (now - this.lastSweep < 10_000) return
     this.lastSweep = now
-    // A bucket idle long enough to be full again carries no information.
-    const full = (limit.burst / limit.rate) * 1000
-    for (const [identity, bucket] of this.buckets) if (now - bucket.at > full) this.buckets.delete(identity)
+    for (const [identity, bucket] of this.buckets) if (now >= bucket.fullAt) this.buckets.delete(identity)
   }
 }
 
-// KEYS[1] bucket; ARGV rate, burst, now(ms). Returns {allowed, tokens*1000}.
+// KEYS[1] bucket; ARGV rate, burst, now(ms), cost (0 peeks: nothing is written). Returns {allowed, tokens*1000}.
 const script = `
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 't', 'at')
 local tokens = tonumber(state[1])
 local at = tonumber(state[2])
 if tokens == nil then tokens = burst; at = now end
 tokens = math.min(burst, tokens + math.max(0, now - at) / 1000 * rate)
 local allowed = 0
-if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+if tokens >= 1 then tokens = tokens - cost; allowed = 1 end
+if cost > 0 then
+  redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(now))
+  redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+end
 return {allowed, math.floor(tokens * 1000)}
 `
 const scriptSha = new Bun.CryptoHasher('sha1').update(script).digest('hex')
@@ -93,16 +115,24 @@ export class RedisLimiter implements Limiter {
     this.fallback = new MemoryLimiter(clock)
   }
 
-  async take(identity: string, limit: RateLimit, now = this.clock()): Promise<Verdict> {
+  take(identity: string, limit: RateLimit, now = this.clock()): Promise<Verdict> {
+    return this.decide(identity, limit, now, 1)
+  }
+
+  peek(identity: string, limit: RateLimit, now = this.clock()): Promise<Verdict> {
+    return this.decide(identity, limit, now, 0)
+  }
+
+  private async decide(identity: string, limit: RateLimit, now: number, cost: 0 | 1): Promise<Verdict> {
     try {
-      const verdict = await this.shared(identity, limit, now)
+      const verdict = await this.shared(identity, limit, now, cost)
       this.degraded = false
       return verdict
     } catch (error) {
       if (!isUnavailable(error)) throw error
       this.degraded = true
       this.reconnect(now)
-      return this.fallback.take(identity, limit, now)
+      return cost === 0 ? this.fallback.peek(identity, limit, now) : this.fallback.take(identity, limit, now)
     }
   }
 
@@ -115,8 +145,8 @@ export class RedisLimiter implements Limiter {
     this.redis.connect().catch(() => {})
   }
 
-  private async shared(identity: string, limit: RateLimit, now: number): Promise<Verdict> {
-    const args = ['1', this.prefix + identity, String(limit.rate), String(limit.burst), String(now)]
+  private async shared(identity: string, limit: RateLimit, now: number, cost: 0 | 1): Promise<Verdict> {
+    const args = ['1', this.prefix + identity, String(limit.rate), String(limit.burst), String(now), String(cost)]
     let reply: unknown
     try {
       reply = await this.redis.send('EVALSHA', [scriptSha, ...args])

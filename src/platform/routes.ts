@@ -1,13 +1,15 @@
 // What the router knows, read once at start: which methods a path answers to (405 with
 // `Allow` instead of a 404), which field a schema belongs to, and what each route declared
-// for the platform (route-options.ts): its rate-limit group and its body limit.
+// for the platform (route-options.ts): its rate-limit group and its body limit, and the scope
+// its `auth` macro requires.
 import type { RateGroup } from '../config'
+import type { Scope } from './keys'
 import type { RouteOptions } from './route-options'
 
 interface RouteLike {
   method: string
   path: string
-  hooks?: { query?: unknown; params?: unknown; headers?: unknown } & RouteOptions
+  hooks?: { query?: unknown; params?: unknown; headers?: unknown; authScope?: Scope } & RouteOptions
 }
 
 interface ObjectSchema {
@@ -18,6 +20,7 @@ export class RouteTable {
   private patterns: Array<{ regex: RegExp; methods: Set<string> }> = []
   private schemas = new Map<string, Array<[location: string, schema: ObjectSchema]>>()
   private bodyLimits = new Map<string, number>()
+  private scopes = new Map<string, Scope>()
   /** Rate groups of routes without parameters, by path, and of the others by their path up to the first parameter. */
   private groupsByPath = new Map<string, RateGroup>()
   private groupsByPrefix: Array<[prefix: string, group: RateGroup]> = []
@@ -30,6 +33,7 @@ export class RouteTable {
       if (path.includes('*')) continue
       const verb = method.toUpperCase()
       if (hooks?.bodyLimit !== undefined) this.bodyLimits.set(`${verb} ${path}`, hooks.bodyLimit)
+      if (hooks?.authScope !== undefined) this.scopes.set(`${verb} ${path}`, hooks.authScope)
       if (hooks?.rateGroup !== undefined) {
         const param = path.indexOf(':')
         if (param === -1) this.groupsByPath.set(path, hooks.rateGroup)
@@ -60,6 +64,11 @@ export class RouteTable {
   /** The body limit `method route` declared, if it declared one. */
   bodyLimitOf(method: string, route: string): number | undefined {
     return this.bodyLimits.get(`${method} ${route}`)
+  }
+
+  /** The scope `method route` requires, if it requires credentials. */
+  scopeOf(method: string, route: string): Scope | undefined {
+    return this.scopes.get(`${method} ${route}`)
   }
 
   /**

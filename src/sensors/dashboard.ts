@@ -11,12 +11,13 @@ import html from './dashboard/index.html' with { type: 'file' }
 // bun-types declare *.html as an HTML bundle; imported `with { type: 'file' }` it is a path.
 const page = html as unknown as string
 
-const assets: Record<string, { path: string; type: string; cache: string }> = {
-  'dashboard.js': { path: script, type: 'text/javascript; charset=utf-8', cache: 'no-cache' },
-  'dashboard.css': { path: css, type: 'text/css; charset=utf-8', cache: 'no-cache' },
-  'uPlot.iife.min.js': { path: uplotJs, type: 'text/javascript; charset=utf-8', cache: 'public, max-age=86400' },
-  'uPlot.min.css': { path: uplotCss, type: 'text/css; charset=utf-8', cache: 'public, max-age=86400' },
-}
+// A Map, since the file name comes from the URL: `constructor` or `__proto__` must not find Object.prototype's.
+const assets = new Map<string, { path: string; type: string; cache: string }>([
+  ['dashboard.js', { path: script, type: 'text/javascript; charset=utf-8', cache: 'no-cache' }],
+  ['dashboard.css', { path: css, type: 'text/css; charset=utf-8', cache: 'no-cache' }],
+  ['uPlot.iife.min.js', { path: uplotJs, type: 'text/javascript; charset=utf-8', cache: 'public, max-age=86400' }],
+  ['uPlot.min.css', { path: uplotCss, type: 'text/css; charset=utf-8', cache: 'public, max-age=86400' }],
+])
 
 /** Only the service itself: no inline script or style, no other origin. */
 export const DASHBOARD_CSP = [
@@ -29,16 +30,19 @@ export function dashboard() {
     .get('/dashboard', () => new Response(Bun.file(page), {
       headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache', 'content-security-policy': DASHBOARD_CSP },
     }), {
-      response: { 200: t.String({ description: 'The dashboard page (text/html)' }) },
+      response: { 200: t.String({ description: 'The dashboard page', contentMediaType: 'text/html' }) },
       detail: { summary: 'Live sensor dashboard', description: 'Public page: asks for an API key, then shows the sensors and their live readings.' },
     })
     .get('/dashboard/assets/:file', ({ params }) => {
-      const asset = assets[params.file]
+      const asset = assets.get(params.file)
       if (!asset) throw new HttpError(404, `no dashboard asset named ${params.file}`)
       return new Response(Bun.file(asset.path), { headers: { 'content-type': asset.type, 'cache-control': asset.cache } })
     }, {
-      params: t.Object({ file: t.String({ description: `One of ${Object.keys(assets).join(', ')}` }) }),
-      response: { 200: t.String({ description: 'A script or style of the dashboard' }), ...problemResponses(404) },
+      params: t.Object({ file: t.String({ description: `One of ${[...assets.keys()].join(', ')}` }) }),
+      response: {
+        200: t.Union([t.String({ contentMediaType: 'text/javascript' }), t.String({ contentMediaType: 'text/css' })], { description: 'A script or style of the dashboard' }),
+        ...problemResponses(404),
+      },
       detail: { summary: 'Scripts and styles of the dashboard' },
     })
 }

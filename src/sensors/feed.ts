@@ -20,6 +20,8 @@ export interface FeedListener {
   deliver(topic: string, epoch: string, seq: number, frame: string): void
   /** The topic's history started over in a new epoch: whoever followed it lost their place. */
   restart(topic: string, epoch: string): void
+  /** Whether anyone here is subscribed to the topic. */
+  follows(topic: string): boolean
 }
 
 /** The frames this instance has delivered, kept per topic; recovery joins a replay to them. */
@@ -40,7 +42,10 @@ export interface Feed {
   readonly delivered: Delivered
   /** Appends a reading; `head` + seq + `tail` is its frame, which reaches every listener through `deliver`. */
   publish(topic: string, head: string, tail: string): Awaitable<{ seq: number; epoch: string }>
-  /** The epoch of a topic, started if the topic is new (so everyone agrees on it). */
+  /**
+   * The epoch of a topic's history; for a topic without one, the epoch its first reading will
+   * start in (so its subscribers and its publishers agree). Creates no history.
+   */
   epoch(topic: string): Awaitable<string>
   /** Frames after `since`, oldest first, at most `limit`; an unknown topic has none and a null epoch. */
   range(topic: string, since: number, limit: number): Awaitable<Range>

@@ -111,6 +111,10 @@ export class SensorHub implements FeedListener {
     }
   }
 
+  follows(topic: string): boolean {
+    return (this.subscribers.get(topic)?.size ?? 0) > 0
+  }
+
   /** The readings after `since`, oldest first; an unknown topic has none and no epoch. */
   readings(topic: string, since: number, limit: number): Awaitable<{ epoch: string | null; items: SensorModel.Reading[] }> {
     return chain(this.feed.range(topic, since, limit), ({ epoch, frames }) => ({ epoch, items: frames.map((frame) => JSON.parse(frame) as SensorModel.Reading) }))

@@ -1,7 +1,7 @@
 // Routes of /v1/sensors (HTTP and the WebSocket at /v1/sensors/ws) and the public
 // /dashboard: thin handlers over the hub, the ticket store and the socket protocol.
 import { Elysia, t } from 'elysia'
-import { auth, type Credentials } from '../platform/auth'
+import { auth, KEY_CACHE_MS, type Credentials } from '../platform/auth'
 import { HttpError, problemResponses } from '../platform/errors'
 import type { Principal } from '../platform/keys'
 import type { Telemetry } from '../platform/observability'
@@ -10,7 +10,7 @@ import { dashboard } from './dashboard'
 import type { SensorHub, Socket } from './hub'
 import { MAX_DATA_BYTES, SensorModel, topicOf } from './model'
 import { sensorMetrics, type SensorFeed } from './setup'
-import { defaultSocketLimits } from './socket'
+import { defaultSocketLimits, MAX_SOCKETS_PER_KEY } from './socket'
 import type { TicketStore } from './tickets'
 
 export { SensorHub } from './hub'
@@ -55,12 +55,12 @@ const realm = 'Bearer realm="taskmesh"'
 // Elysia types `raw` with its own older copy of Bun's ServerWebSocket (no getBufferedAmount); it is Bun's.
 const rawOf = (ws: { raw: unknown }) => ws.raw as Socket
 
-/** The principal of an upgrade: a one-use `?ticket=`, else the key headers; sensors:read either way. */
+/** The principal of an upgrade: a one-use `?ticket=` of a key still standing, else the key headers; sensors:read either way. */
 async function socketPrincipal(credentials: Credentials, tickets: TicketStore, request: Request, ticket: string | undefined): Promise<Principal> {
   if (ticket === undefined) return credentials.authenticate(request, 'sensors:read')
   const principal = await tickets.redeem(ticket)
-  if (!principal) {
-    throw new HttpError(401, 'the ticket is unknown, expired or already used; get a new one with POST /v1/sensors/tickets', {
+  if (!principal || !(await credentials.isLive(principal))) {
+    throw new HttpError(401, 'the ticket is unknown, expired or already used, or its API key was revoked; get a new one with POST /v1/sensors/tickets', {
       headers: { 'www-authenticate': `${realm}, error="invalid_token"` },
     })
   }
@@ -84,7 +84,9 @@ function checkOrigin(request: Request, origins: readonly string[]): void {
 export function sensors({ feed, credentials, telemetry, accepting = () => true, origins = [] }: SensorDeps) {
   const { hub, tickets, sockets } = feed
   sensorMetrics(telemetry, feed)
-  const socketProblems = problemResponses(401, 403, 422, 426, 500, 503)
+  // Within the key cache's window, as for requests: a revoked key's sockets close about as soon as its requests fail.
+  sockets.checkKeys((principal) => credentials.isLive(principal), KEY_CACHE_MS / 2)
+  const socketProblems = problemResponses(401, 403, 422, 426, 429, 500, 503)
   const api = new Elysia({ name: 'sensors/api', prefix: '/v1/sensors', tags: ['sensors'] })
     .use(auth(credentials))
     .use(routeOptions)
@@ -96,6 +98,7 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
           if (!accepting() || !hub.accepting) throw new HttpError(503, 'the server is shutting down; reconnect shortly', { headers: { 'retry-after': '1' } })
           const principal = await socketPrincipal(credentials, tickets, request, (query as { ticket?: string }).ticket)
           checkOrigin(request, origins)
+          if (!sockets.admits(principal)) throw new HttpError(429, `this API key already holds ${MAX_SOCKETS_PER_KEY} sockets open; close one first`)
           hub.attach(server)
           return { socketPrincipal: principal as Principal | null }
         },
@@ -105,7 +108,11 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
       auth: 'sensors:read',
       rateGroup: 'sensors',
       response: { 200: SensorModel.list, ...problemResponses(401, 403, 500) },
-      detail: { summary: 'List the sensors', description: 'Every sensor with a reading in the history kept, with its newest reading, by sensor_id.' },
+      detail: {
+        summary: 'List the sensors',
+        description: 'Every sensor with a reading in the history kept, with its newest reading, by sensor_id. At most 1000 topics are kept '
+          + '(the least recently published is forgotten first, and one idle for 24 h); subscribing or reading creates none.',
+      },
     })
     .post('/:sensor_id/readings', ({ params, body, set }) => {
       set.status = 202
@@ -168,7 +175,9 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
           + '`{"op":"error","code","message"}` for a bad message (the socket stays open); `{"op":"pong"}`. '
           + 'A connection may send as many messages as the sensors rate limit allows requests (RATE_LIMIT, 100/s with a burst of 200 by default): '
           + 'past that each message is answered with error rate_limited, and one that keeps sending a burst more is closed with 1008. '
-          + `A connection may follow ${defaultSocketLimits.maxSubscriptions} topics. A message over 64 KiB closes with 1009, a client that cannot keep up with 1013, shutdown with 1001.`,
+          + 'Socket publishes draw from the same rate-limit bucket as the key\'s HTTP requests on /v1/sensors. '
+          + `A connection may follow ${defaultSocketLimits.maxSubscriptions} topics; a key may hold ${MAX_SOCKETS_PER_KEY} sockets open (the next upgrade is 429); `
+          + 'a socket whose key is revoked is closed with 1008 within 2 s. A message over 64 KiB closes with 1009, a client that cannot keep up with 1013, shutdown with 1001.',
         security: [{ apiKey: [] }, { bearer: [] }, {}],
       },
     })

@@ -33,7 +33,8 @@ export class Recovery {
       if (since === undefined) return { epoch: current, recovered: true, frames: [] }
       if (epoch !== undefined && epoch !== current) return lost
       return chain(this.feed.range(topic, since, this.feed.historySize), (range) => {
-        const complete = range.epoch === current && since >= range.first - 1 && since <= range.last && range.frames.length === range.last - since
+        // No history yet (`current` is the epoch it will start in): complete from 0.
+        const complete = (range.epoch ?? current) === current && since >= range.first - 1 && since <= range.last && range.frames.length === range.last - since
         if (!complete) return lost
         return chain(range.last === 0 || this.reached(topic, current, range.last), (reached) => {
           const newer = reached ? this.feed.delivered.newer(topic, current, range.last) : null

@@ -5,6 +5,7 @@ import type { Config } from '../config'
 import type { Lifecycle } from '../platform/lifecycle'
 import type { Logger } from '../platform/logger'
 import type { Telemetry } from '../platform/observability'
+import type { Limiter } from '../platform/ratelimit'
 import type { Feed } from './feed'
 import { MemoryFeed, type HistoryOptions } from './history'
 import { SensorHub, type HubOptions } from './hub'
@@ -31,6 +32,13 @@ export interface SensorFeedOptions extends HistoryOptions, HubOptions {
   redis?: RedisClient | null
   log?: Logger
   lifecycle?: Lifecycle
+  /** The gateway's rate-limit buckets: with `config`, socket publishes draw from the key's sensors bucket. */
+  limiter?: Limiter
+}
+
+/** The sensors rate limit, as the gateway resolves it: RATE_LIMIT_SENSORS, else RATE_LIMIT; null when off. */
+function sensorsLimit(config: Pick<Config, 'rateLimit' | 'rateLimits'>) {
+  return 'sensors' in config.rateLimits ? (config.rateLimits.sensors ?? null) : config.rateLimit
 }
 
 /**
@@ -38,21 +46,23 @@ export interface SensorFeedOptions extends HistoryOptions, HubOptions {
  * RATE_LIMIT_SENSORS), per connection, with the same burst; none when it is off.
  */
 export function socketLimitsFor(config: Pick<Config, 'rateLimit' | 'rateLimits'>): SocketLimits {
-  const limit = 'sensors' in config.rateLimits ? (config.rateLimits.sensors ?? null) : config.rateLimit
+  const limit = sensorsLimit(config)
   return { ...defaultSocketLimits, ...(limit ? { rate: limit.rate, burst: limit.burst } : { rate: Infinity, burst: Infinity }) }
 }
 
-export function sensorFeed({ tickets, socketLimits, config, redis = null, log, lifecycle, ...options }: SensorFeedOptions = {}): SensorFeed {
+export function sensorFeed({ tickets, socketLimits, config, redis = null, log, lifecycle, limiter, ...options }: SensorFeedOptions = {}): SensorFeed {
   const shared = redis && config?.redisUrl
     ? { source: new RedisFeed(redis, config.redisUrl, config.redisPrefix, options), tickets: new RedisTicketStore(redis, config.redisPrefix) }
     : null
   const source = shared?.source ?? new MemoryFeed(options)
   const hub = new SensorHub(source, options)
+  const publishLimit = config && limiter ? sensorsLimit(config) : null
   const feed: SensorFeed = {
     hub,
     source,
     tickets: tickets ?? shared?.tickets ?? new MemoryTicketStore({ now: options.now }),
-    sockets: new SensorSockets(hub, { ...(config ? socketLimitsFor(config) : defaultSocketLimits), ...socketLimits }, options.now),
+    sockets: new SensorSockets(hub, { ...(config ? socketLimitsFor(config) : defaultSocketLimits), ...socketLimits }, options.now,
+      publishLimit && limiter ? { limiter, limit: publishLimit } : null),
   }
   // The shared feed is followed once the service starts (and again after every loss); memory delivers from now on.
   if (!shared) void source.listen(hub)
@@ -102,5 +112,5 @@ export function sensorMetrics(telemetry: Telemetry, { hub, source }: SensorFeed)
   telemetry.total('sensor_messages_published_total', 'Readings accepted for fan-out', () => hub.published)
   telemetry.total('sensor_messages_dropped_total', 'Reading frames not delivered to a subscriber that could not keep up', () => hub.dropped)
   telemetry.total('sensor_slow_consumer_closes_total', 'Sockets closed with 1013 for not keeping up', () => hub.slowConsumerCloses)
-  telemetry.total('sensor_messages_rate_limited_total', 'Socket messages refused by the per-connection rate limit', () => hub.rateLimited)
+  telemetry.total('sensor_messages_rate_limited_total', 'Socket messages refused by the per-connection rate limit or, for publishes, the sensors rate limit of their key', () => hub.rateLimited)
 }

@@ -1,10 +1,18 @@
 // The socket protocol of /v1/sensors/ws, one session per connection: ops, scopes,
-// and a per-connection message rate limit. Errors are answered in-band
+// a per-connection message rate limit, and the sockets of each API key (at most
+// MAX_SOCKETS_PER_KEY; closed once the key is revoked). Errors are answered in-band
 // (`{ op: "error", code, message }`) and leave the socket open.
+import type { RateLimit } from '../config'
 import { hasScope, type Principal } from '../platform/keys'
+import { MAX_JSON_DEPTH, valueNestsDeeper } from '../platform/body'
 import { HttpError } from '../platform/errors'
+import type { Limiter } from '../platform/ratelimit'
+import { chain, type Awaitable } from './feed'
 import type { SensorHub, Socket } from './hub'
 import { topicPattern } from './model'
+
+/** Sockets one API key may hold open at once. */
+export const MAX_SOCKETS_PER_KEY = 100
 
 export interface SocketLimits {
   /** Messages a connection may send per second, sustained (token bucket). */
@@ -16,6 +24,15 @@ export interface SocketLimits {
 }
 
 export const defaultSocketLimits: SocketLimits = { rate: 100, burst: 200, maxSubscriptions: 100 }
+
+/** The rate limit socket publishes draw from: the same bucket as the key's HTTP requests on sensor routes. */
+export interface PublishLimit {
+  limiter: Limiter
+  limit: RateLimit
+}
+
+/** Whether a key still stands (asked of the key store), for sockets that outlive the upgrade that checked it. */
+export type KeyCheck = (principal: Principal) => Awaitable<boolean>
 
 export type ErrorCode =
   | 'bad_json' | 'unknown_op' | 'bad_topic' | 'bad_request' | 'bad_data'
@@ -35,17 +52,59 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 
 export class SensorSockets {
   private readonly sessions = new Map<Socket, Session>()
+  /** Open sockets by key id, with a principal of that key (to check it again). */
+  private readonly byKey = new Map<string, { principal: Principal; sockets: Set<Socket> }>()
+  private keyCheck: { check: KeyCheck; everyMs: number } | null = null
+  private checkTimer: ReturnType<typeof setInterval> | null = null
+  private checking = false
 
-  constructor(private readonly hub: SensorHub, readonly limits: SocketLimits = defaultSocketLimits, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly hub: SensorHub,
+    readonly limits: SocketLimits = defaultSocketLimits,
+    private readonly now: () => number = Date.now,
+    private readonly publishLimit: PublishLimit | null = null,
+  ) {}
+
+  /** Whether `principal` may open one more socket. */
+  admits(principal: Principal): boolean {
+    return (this.byKey.get(principal.keyId)?.sockets.size ?? 0) < MAX_SOCKETS_PER_KEY
+  }
+
+  /**
+   * Checks every open socket's key with `check` every `everyMs`, once per distinct key, and
+   * closes the sockets of a key that no longer stands with 1008. The check asks the key store,
+   * which every instance shares, so a key revoked anywhere closes its sockets everywhere.
+   */
+  checkKeys(check: KeyCheck, everyMs: number): void {
+    this.keyCheck = { check, everyMs }
+  }
 
   open(ws: Socket, principal: Principal): void {
+    // Upgrades admitted at once may overshoot what `admits` saw: the extra ones are closed.
+    if (!this.admits(principal)) return ws.close(1008, `an API key may hold at most ${MAX_SOCKETS_PER_KEY} sockets open`)
     this.sessions.set(ws, { principal, topics: new Set(), tokens: this.limits.burst, refilledAt: this.now(), refused: 0 })
+    let own = this.byKey.get(principal.keyId)
+    if (!own) this.byKey.set(principal.keyId, (own = { principal, sockets: new Set() }))
+    own.sockets.add(ws)
+    if (this.keyCheck && !this.checkTimer) {
+      this.checkTimer = setInterval(() => this.checkOpenKeys(), this.keyCheck.everyMs)
+      this.checkTimer.unref()
+    }
     this.hub.open(ws)
   }
 
   close(ws: Socket): void {
     const session = this.sessions.get(ws)
     this.sessions.delete(ws)
+    if (session) {
+      const own = this.byKey.get(session.principal.keyId)
+      own?.sockets.delete(ws)
+      if (own?.sockets.size === 0) this.byKey.delete(session.principal.keyId)
+      if (this.byKey.size === 0 && this.checkTimer) {
+        clearInterval(this.checkTimer)
+        this.checkTimer = null
+      }
+    }
     this.hub.closed(ws, session?.topics ?? [])
   }
 
@@ -106,17 +165,58 @@ export class SensorSockets {
     if (!hasScope(session.principal, 'sensors:write')) return this.error(ws, 'forbidden', 'publishing needs the scope sensors:write')
     const topic = this.topic(ws, message)
     if (topic === null) return
-    if (!isObject(message.data)) return this.error(ws, 'bad_data', 'data must be a JSON object')
+    const data = message.data
+    if (!isObject(data)) return this.error(ws, 'bad_data', 'data must be a JSON object')
+    // The message is nested one level above its data: the whole message obeys the HTTP body rule.
+    if (valueNestsDeeper(data, MAX_JSON_DEPTH - 1)) return this.error(ws, 'bad_data', `a message nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`)
     const refused = (error: unknown) => {
       if (error instanceof HttpError) return this.error(ws, 'bad_data', error.detail)
       this.error(ws, 'unavailable', 'the shared sensor feed is unavailable; publish again shortly')
     }
     try {
-      const published = this.hub.publish(topic, message.data)
+      const published = chain(this.takePublish(session.principal), (allowed) => {
+        if (allowed) return this.hub.publish(topic, data)
+        this.hub.rateLimited++
+        const { rate, burst } = this.publishLimit!.limit
+        this.error(ws, 'rate_limited', `this API key may publish ${rate} readings per second (burst ${burst}), over HTTP and sockets together; this one was ignored`)
+      })
       if (published instanceof Promise) published.catch(refused)
     } catch (error) {
       refused(error)
     }
+  }
+
+  /** One token of the key's sensors bucket, under the name the gateway gives it for HTTP requests. */
+  private takePublish(principal: Principal): Awaitable<boolean> {
+    if (!this.publishLimit) return true
+    const { limiter, limit } = this.publishLimit
+    return chain(limiter.take(`sensors:key:${principal.keyId}`, limit), (verdict) => verdict.allowed)
+  }
+
+  /** One check per distinct key; a round still waiting for the store is not overlapped. */
+  private checkOpenKeys(): void {
+    if (this.checking || !this.keyCheck) return
+    const waiting: Promise<void>[] = []
+    for (const [keyId, { principal }] of this.byKey) {
+      const closeIfGone = (live: boolean) => void (live || this.closeKey(keyId))
+      try {
+        const live = this.keyCheck.check(principal)
+        // A store that cannot answer now keeps the sockets open: the next round asks again.
+        if (live instanceof Promise) waiting.push(live.then(closeIfGone, () => {}))
+        else closeIfGone(live)
+      } catch {
+        // as above
+      }
+    }
+    if (waiting.length === 0) return
+    this.checking = true
+    void Promise.all(waiting).finally(() => {
+      this.checking = false
+    })
+  }
+
+  private closeKey(keyId: string): void {
+    for (const ws of [...(this.byKey.get(keyId)?.sockets ?? [])]) ws.close(1008, 'the API key was revoked')
   }
 
   private topic(ws: Socket, message: Record<string, unknown>): string | null {

@@ -11,8 +11,16 @@ export type Sort = (typeof SORTS)[number]
 
 const oneOfError = (values: readonly string[]) => `must be one of: ${values.join(', ')}`
 
-const Title = t.String({ minLength: 1, maxLength: 200, pattern: '\\S', error: 'must be a string of 1 to 200 characters, not only spaces' })
-const Description = t.Union([t.String({ maxLength: 5000 }), t.Null()], { error: 'must be a string of at most 5000 characters, or null' })
+// Text fields also refuse U+0000 and lone surrogates (checked in service.ts, the same on both stores).
+const TEXT_RULE = 'without U+0000 or lone surrogates'
+const Title = t.String({
+  minLength: 1, maxLength: 200, pattern: '\\S', error: 'must be a string of 1 to 200 characters, not only spaces',
+  description: `1 to 200 characters, not only spaces, ${TEXT_RULE}`,
+})
+const Description = t.Union([t.String({ maxLength: 5000 }), t.Null()], {
+  error: 'must be a string of at most 5000 characters, or null',
+  description: `At most 5000 characters, ${TEXT_RULE}, or null`,
+})
 const Priority = t.Union([t.Literal('low'), t.Literal('normal'), t.Literal('high'), t.Literal('urgent')], {
   error: oneOfError(PRIORITIES),
   description: 'Urgency of the task',
@@ -69,7 +77,7 @@ export namespace TaskModel {
     priority: t.Optional(Priority),
     due_before: t.Optional(DateString('Only tasks due strictly before this day')),
     due_after: t.Optional(DateString('Only tasks due strictly after this day')),
-    q: t.Optional(t.String({ maxLength: 200, description: 'Case-insensitive substring of the title; % and _ are literal', error: 'must be at most 200 characters' })),
+    q: t.Optional(t.String({ maxLength: 200, description: `Case-insensitive substring of the title; % and _ are literal; ${TEXT_RULE}`, error: 'must be at most 200 characters' })),
     sort: t.Optional(Sort),
   }, { additionalProperties: false })
   export type ListQuery = typeof listQuery.static

@@ -121,3 +121,5 @@ export function patchParams(changes: TaskChanges, bool: (value: boolean) => unkn
 
 /** How long an Idempotency-Key is remembered. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000
+/** Every this many idempotent creates, a store deletes the keys older than the TTL (both stores alike). */
+export const IDEMPOTENCY_PURGE_EVERY = 1000

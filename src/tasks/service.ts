@@ -92,7 +92,19 @@ function checkDate(field: string, value: string | null | undefined): void {
   }
 }
 
+/**
+ * Text is stored as UTF-8 on both stores, and PostgreSQL's text cannot hold U+0000: refuse that
+ * and lone surrogates (which UTF-8 cannot encode) on either store, rather than fail or alter them.
+ */
+function checkText(field: string, value: string | null | undefined): void {
+  if (value === null || value === undefined) return
+  if (value.includes('\u0000')) throw invalid(field, 'must not contain the character U+0000')
+  if (!value.isWellFormed()) throw invalid(field, 'must be well-formed Unicode (no lone surrogate)')
+}
+
 export function resolveInput(input: TaskModel.Input): TaskFields {
+  checkText('body.title', input.title)
+  checkText('body.description', input.description)
   checkDate('body.due_date', input.due_date)
   return {
     title: input.title,
@@ -105,6 +117,8 @@ export function resolveInput(input: TaskModel.Input): TaskFields {
 
 /** RFC 7396 without the current row: `null` resets a field to its default; the store merges. */
 export function resolvePatch(patch: TaskModel.Patch): TaskChanges {
+  checkText('body.title', patch.title)
+  checkText('body.description', patch.description)
   checkDate('body.due_date', patch.due_date)
   const changes: TaskChanges = {}
   if (patch.title !== undefined) changes.title = patch.title
@@ -158,6 +172,7 @@ export function decodeCursor(cursor: string, sort: Sort): ListFilter['after'] {
 }
 
 export function toFilter(query: TaskModel.ListQuery): ListFilter {
+  checkText('query.q', query.q)
   checkDate('query.due_before', query.due_before)
   checkDate('query.due_after', query.due_after)
   const sort = query.sort ?? '-created_at'

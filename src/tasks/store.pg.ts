@@ -4,7 +4,7 @@ import { and, eq, lt, sql } from 'drizzle-orm'
 import type { PgDb } from '../db'
 import { PgCreateBatch } from './create-batch.pg'
 import { idempotencyKeys, tasks } from './schema.pg'
-import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, patchParams, patchSet, rowColumns, shapeOf } from './query'
+import { IDEMPOTENCY_PURGE_EVERY, IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, patchParams, patchSet, rowColumns, shapeOf } from './query'
 import type { CreateResult, IdempotentCreate, ListFilter, TaskChanges, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
 
 const p = sql.placeholder
@@ -27,6 +27,8 @@ export class PgTaskStore implements TaskStore {
   private readonly updateTask
   private readonly patchTask
   private readonly deleteTask
+  private readonly purgeIdempotent
+  private insertsSincePurge = 0
 
   constructor(private readonly db: PgDb) {
     const owned = and(eq(tasks.id, p('id')), eq(tasks.owner, p('owner')))
@@ -42,12 +44,19 @@ export class PgTaskStore implements TaskStore {
     this.patchTask = db.update(tasks).set(patchSet(tasks, (name, type) => sql`${p(name)}::${sql.raw(type)}`))
       .where(and(owned, versionMatches)).returning(columns).prepare('task_patch')
     this.deleteTask = db.delete(tasks).where(and(owned, versionMatches)).returning({ id: tasks.id }).prepare('task_delete')
+    this.purgeIdempotent = db.delete(idempotencyKeys).where(lt(idempotencyKeys.createdAt, p('since'))).prepare('idempotency_purge')
   }
 
   async insert(owner: string, fields: TaskFields, now: number, idempotency?: IdempotentCreate): Promise<CreateResult> {
     const values = { owner, now, ...fieldValues(fields) }
     if (!idempotency) return { row: await this.creates.add(values) }
     const since = now - IDEMPOTENCY_TTL_MS
+    // Outside the create's transaction, which then never holds the purge's row locks. A key claimed
+    // again meanwhile survives: the DELETE re-checks created_at on a row it had to wait for.
+    if (++this.insertsSincePurge >= IDEMPOTENCY_PURGE_EVERY) {
+      this.insertsSincePurge = 0
+      await this.purgeIdempotent.execute({ since })
+    }
     return this.db.transaction(async (tx) => {
       // Claiming the key first makes a concurrent repeat (on any instance) wait for our commit.
       const claimed = await tx.insert(idempotencyKeys)

@@ -5,7 +5,7 @@ import { and, eq, gt, lt, sql } from 'drizzle-orm'
 import { rawSelect, type SqliteDb } from '../db/sqlite'
 import { GroupCommit } from './group-commit'
 import { idempotencyKeys, tasks } from './schema'
-import { IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, patchParams, patchSet, rowColumns, shapeOf } from './query'
+import { IDEMPOTENCY_PURGE_EVERY, IDEMPOTENCY_TTL_MS, listOrder, listParams, listWhere, patchParams, patchSet, rowColumns, shapeOf } from './query'
 import type { CreateResult, IdempotentCreate, ListFilter, TaskChanges, TaskFields, TaskRow, TaskStore, WriteResult } from './service'
 
 const p = sql.placeholder
@@ -82,7 +82,7 @@ export class SqliteTaskStore implements TaskStore {
     // The lookup, the task and the key share one savepoint under the write lock, so a repeat
     // (in this batch, or from another process) can never make a second row.
     return this.writes.run((): CreateResult => {
-      if (++this.insertsSincePurge >= 1000) {
+      if (++this.insertsSincePurge >= IDEMPOTENCY_PURGE_EVERY) {
         this.insertsSincePurge = 0
         this.purgeIdempotent.run({ since })
       }
