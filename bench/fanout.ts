@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util'
 import { cliKey } from '../scripts/keys-cli.ts'
 import { cores, cpuSeconds, hasTaskset, pin, pinned, type Server, startServer, stopAll, track } from './processes.ts'
 import { publishFor } from './publisher.ts'
-import { PER_PROCESS, type SubscriberReport, Subscribers } from './subscribers.ts'
+import { PER_PROCESS, SOCKETS_PER_KEY, type SubscriberReport, Subscribers } from './subscribers.ts'
 
 const root = resolve(import.meta.dir, '..')
 
@@ -77,18 +77,21 @@ async function drain(groups: Subscribers[], expected: number): Promise<void> {
   }
 }
 
-async function measure(target: Server & { key?: string; kind: 'service' | 'relay' }, subscribers: number, mode: 'fixed' | 'full', options: FanoutOptions, clientCore: number | null): Promise<FanoutMeasurement> {
+/** `keys`: the publisher's first, then one per SOCKETS_PER_KEY subscribers (none for the relay). */
+async function measure(target: Server & { keys: string[]; kind: 'service' | 'relay' }, subscribers: number, mode: 'fixed' | 'full', options: FanoutOptions, clientCore: number | null): Promise<FanoutMeasurement> {
   const processes = Math.ceil(subscribers / PER_PROCESS)
+  const [publisherKey, ...subscriberKeys] = target.keys
+  const perProcess = PER_PROCESS / SOCKETS_PER_KEY
   const groups = await Promise.all(Array.from({ length: processes }, (_, i) =>
-    Subscribers.start(target.url, target.key, Math.min(PER_PROCESS, subscribers - i * PER_PROCESS), clientCore)))
+    Subscribers.start(target.url, subscriberKeys.slice(i * perProcess, (i + 1) * perProcess), Math.min(PER_PROCESS, subscribers - i * PER_PROCESS), clientCore)))
   try {
     // Warm-up: a short burst everyone must receive, then counters from zero.
-    const warm = await publishFor(target.url, target.key, options.via, 'fixed', 0.5, options.rate, options.window, groups)
+    const warm = await publishFor(target.url, publisherKey, options.via, 'fixed', 0.5, options.rate, options.window, groups)
     await drain(groups, warm.published * subscribers)
     await Promise.all(groups.map((g) => g.ask('reset')))
     const cpuBefore = cpuSeconds(target.pid)
     const wallBefore = performance.now()
-    const { published, startedAt } = await publishFor(target.url, target.key, options.via, mode, options.durationSec, options.rate, options.window, groups)
+    const { published, startedAt } = await publishFor(target.url, publisherKey, options.via, mode, options.durationSec, options.rate, options.window, groups)
     const expected = published * subscribers
     await drain(groups, expected)
     const serverCpu = (cpuSeconds(target.pid) - cpuBefore) / ((performance.now() - wallBefore) / 1000)
@@ -124,17 +127,21 @@ export async function runFanoutBench(options: FanoutOptions): Promise<FanoutResu
   const scratch = mkdtempSync(join(tmpdir(), 'taskmesh-fanout-'))
   const databaseUrl = `sqlite:${join(scratch, 'app.sqlite')}`
   try {
-    const key = await cliKey(databaseUrl, 'fanout-bench', ['sensors:read', 'sensors:write'], { onSpawn: track })
+    // One key for the publisher and one per SOCKETS_PER_KEY subscribers, as devices would hold.
+    const keyCount = 1 + Math.ceil(Math.max(...options.subscribers) / SOCKETS_PER_KEY)
+    const newKey = () => cliKey(databaseUrl, 'fanout-bench', ['sensors:read', 'sensors:write'], { onSpawn: track })
+    // The first one migrates the new database; the rest are made at once.
+    const keys = [await newKey(), ...(await Promise.all(Array.from({ length: keyCount - 1 }, newKey)))]
     const service = Object.assign(await startServer('service', pinned([process.execPath, ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []), 'src/index.ts'], serverCore), {
       cwd: root,
       // LOG_LEVEL=warn: no access-log line per publish (the relay writes none either). RATE_LIMIT=off
       // also lifts the per-connection message limit for the WebSocket publisher.
       env: { HOST: '127.0.0.1', DATABASE_URL: databaseUrl, SIMULATOR: 'off', RATE_LIMIT: 'off', LOG_LEVEL: 'warn', MODELS_DIR: join(scratch, 'models') },
       health: '/healthz',
-    }), { key, kind: 'service' as const })
+    }), { keys, kind: 'service' as const })
     const relay = Object.assign(await startServer('relay', pinned([process.execPath, join(import.meta.dir, 'relay.ts')], serverCore), {
       cwd: root, env: { HOST: '127.0.0.1', PORT: '0' },
-    }), { kind: 'relay' as const })
+    }), { keys: [] as string[], kind: 'relay' as const })
     const runs: FanoutMeasurement[] = []
     const ratios: FanoutResult['ratios'] = []
     let step = 0

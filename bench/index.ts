@@ -12,6 +12,7 @@ import { runScenarios, SPARE_PLANS } from './measure.ts'
 import { type Options, parseOptions, usage, UsageError } from './options.ts'
 import { cores, hasTaskset, killAll, pin, type Server, stopAll } from './processes.ts'
 import { loadFloors, profileDir, runMeta, verdict, writeProfileSummary, writeResults } from './results.ts'
+import { type Issuer, startIssuer } from './issuer.ts'
 import { planFor, seedService } from './seed.ts'
 import { startCeiling, startLeastWork, startService } from './targets.ts'
 
@@ -24,6 +25,7 @@ const started: Server[] = []
 let scratch: string | null = null
 let keepScratch = false
 let database: ScratchDatabase | null = null
+let issuer: Issuer | null = null
 
 function removeScratch(): void {
   if (scratch && !keepScratch) rmSync(scratch, { recursive: true, force: true })
@@ -32,6 +34,7 @@ function removeScratch(): void {
 /** Every child stopped, the scratch database dropped and its directory removed, whether the run succeeded or not. */
 async function cleanUp(): Promise<void> {
   await stopAll(3000)
+  issuer?.stop()
   await database?.drop().catch(() => {})
   removeScratch()
 }
@@ -93,7 +96,10 @@ async function main(): Promise<number> {
     `${options.warmupSec} s warm-up + ${options.durationSec} s per measurement${options.smoke ? ' · smoke' : ''}${canPin ? ' · server on core 0, generator on core 1' : ''}`)
 
   const plan = planFor(options.smoke, options.connections + SPARE_PLANS)
-  const { service, seed } = await seedService(plan, db.url, () => launched(startService(options, db.url, serverCore, profileDir)), controller.signal)
+  // Only a run with a token scenario configures OIDC_ISSUER, so the key scenarios alone measure the service as it was.
+  const tokens = options.scenarios.some((scenario) => scenario.tokens) ? issuer = await startIssuer() : null
+  const { service, seed } = await seedService(plan, db.url, () => launched(startService(options, db.url, serverCore, profileDir, tokens?.env)), controller.signal)
+  if (tokens) for (const owner of seed.owners) owner.token = await tokens.sign(owner.name)
   const ceiling = await launched(startCeiling(service, seed, scratch, serverCore))
   const leastWork = await launched(startLeastWork(service, seed, scratch, serverCore))
   // From here on this process is the load generator: core 1 (the servers are on core 0).

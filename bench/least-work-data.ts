@@ -20,7 +20,7 @@ export interface ExportedTask {
 }
 
 export interface LeastWorkFixtures {
-  /** Raw API key → owner. */
+  /** Raw API key (or bearer token) → owner. */
   keys: Record<string, string>
   tasks: ExportedTask[]
 }
@@ -45,7 +45,10 @@ async function ownerTasks(url: string, owner: SeedOwner): Promise<ExportedTask[]
 /** Reads every owner's tasks from the service into `file`; answers how many tasks it holds. */
 export async function exportSeed(serviceUrl: string, seed: Seed, file: string): Promise<number> {
   const keys: Record<string, string> = {}
-  for (const owner of seed.owners) keys[owner.key] = owner.name
+  for (const owner of seed.owners) {
+    keys[owner.key] = owner.name
+    if (owner.token) keys[owner.token] = owner.name
+  }
   const perOwner: ExportedTask[][] = []
   let next = 0
   await Promise.all(Array.from({ length: 8 }, async () => {

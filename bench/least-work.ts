@@ -24,7 +24,8 @@ if (existsSync(dbPath)) throw new Error(`${dbPath} exists; least work loads its 
 const fixtures = JSON.parse(readFileSync(fixturesPath, 'utf8')) as LeastWorkFixtures
 const db = openReferenceDb(dbPath, fixtures.tasks)
 const owners = new Map(Object.entries(fixtures.keys))
-const ownerOf = (request: Request) => owners.get(request.headers.get('x-api-key') ?? '')
+// A bearer token (the token scenario) is looked up like a key: the least a token the service verified before costs.
+const ownerOf = (request: Request) => owners.get(request.headers.get('x-api-key') ?? request.headers.get('authorization')?.slice(7) ?? '')
 const models = await loadModels(process.env.MODELS_DIR ?? 'models')
 
 const server = Bun.serve({

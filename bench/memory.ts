@@ -1,5 +1,5 @@
 // Memory of the service: its resident set 5 s after start with nothing to do, and what 10 000 idle
-// WebSocket connections (one key, one topic each) add to it, opened by a separate client process.
+// WebSocket connections (one topic each, a key per hundred) add to it, opened by a separate client process.
 // Both are compared with the targets below; a reading published at the end checks that every socket
 // is really subscribed.
 //
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { cliKey } from '../scripts/keys-cli.ts'
+import { MAX_SOCKETS_PER_KEY } from '../src/sensors/socket.ts'
 import { startServer, stopAll, track } from './processes.ts'
 
 const root = resolve(import.meta.dir, '..')
@@ -64,7 +65,8 @@ async function settledRss(pid: number, maxMs = 3000): Promise<number> {
 /** The client process: opens MEMORY_COUNT subscribed sockets, then answers `check` with how many got a reading. */
 async function runClient(): Promise<void> {
   const url = process.env.MEMORY_URL!.replace(/^http/, 'ws')
-  const key = process.env.MEMORY_KEY!
+  // Comma-separated: socket i uses key ⌊i / MAX_SOCKETS_PER_KEY⌋ (the service allows a key that many).
+  const keys = process.env.MEMORY_KEYS!.split(',')
   const count = Number(process.env.MEMORY_COUNT)
   // Bounded: whatever happens to the bench, this process goes away.
   setTimeout(() => process.exit(3), 90_000).unref()
@@ -72,7 +74,7 @@ async function runClient(): Promise<void> {
   let failed = 0
   let received = 0
   const open = () => new Promise<void>((done) => {
-    const ws = new WebSocket(`${url}/v1/sensors/ws`, { headers: { 'x-api-key': key } })
+    const ws = new WebSocket(`${url}/v1/sensors/ws`, { headers: { 'x-api-key': keys[Math.floor(sockets.length / MAX_SOCKETS_PER_KEY)]! } })
     sockets.push(ws)
     ws.onopen = () => ws.send(JSON.stringify({ op: 'subscribe', topic: `sensors/${TOPIC_ID}` }))
     ws.onerror = () => {
@@ -121,10 +123,16 @@ export async function runMemoryBench({ sockets, log = () => {} }: MemoryOptions)
   const scratch = mkdtempSync(join(tmpdir(), 'taskmesh-memory-'))
   const databaseUrl = `sqlite:${join(scratch, 'app.sqlite')}`
   try {
-    const key = await cliKey(databaseUrl, 'memory-bench', ['sensors:read', 'sensors:write'], { onSpawn: track })
+    const newKey = () => cliKey(databaseUrl, 'memory-bench', ['sensors:read', 'sensors:write'], { onSpawn: track })
+    // The first one migrates the new database; then one per MAX_SOCKETS_PER_KEY sockets, eight at a time.
+    const keys = [await newKey()]
+    while (keys.length < Math.ceil(sockets / MAX_SOCKETS_PER_KEY)) {
+      keys.push(...(await Promise.all(Array.from({ length: Math.min(8, Math.ceil(sockets / MAX_SOCKETS_PER_KEY) - keys.length) }, newKey))))
+    }
+    const key = keys[0]!
     const service = await startServer('service', [process.execPath, 'src/index.ts'], {
       cwd: root,
-      // RATE_LIMIT=off: 10 000 upgrades with one key would otherwise meet the sensors rate limit.
+      // RATE_LIMIT=off: 10 000 upgrades at once would otherwise meet the sensors rate limit.
       env: { HOST: '127.0.0.1', PORT: '0', DATABASE_URL: databaseUrl, SIMULATOR: 'off', RATE_LIMIT: 'off', MODELS_DIR: 'models' },
     })
     await Bun.sleep(5000)
@@ -133,7 +141,7 @@ export async function runMemoryBench({ sockets, log = () => {} }: MemoryOptions)
 
     const client = Bun.spawn([process.execPath, import.meta.path], {
       cwd: root,
-      env: { ...process.env, MEMORY_CLIENT: '1', MEMORY_URL: service.url, MEMORY_KEY: key, MEMORY_COUNT: String(sockets) },
+      env: { ...process.env, MEMORY_CLIENT: '1', MEMORY_URL: service.url, MEMORY_KEYS: keys.join(','), MEMORY_COUNT: String(sockets) },
       stdin: 'pipe', stdout: 'pipe', stderr: 'inherit',
     })
     track(client)

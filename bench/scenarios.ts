@@ -63,6 +63,8 @@ export interface Scenario {
   expect: number[]
   /** The requests connection `index` sends, in a loop. */
   connection(index: number, context: ScenarioContext): PlannedRequest[]
+  /** The requests carry access tokens: the service then trusts the bench's issuer (OIDC_ISSUER) and owners get tokens. */
+  tokens?: boolean
   /** Optional: measure with a custom generator instead of autocannon/wrk (e.g. WebSockets). */
   measure?(context: MeasureContext): Promise<GeneratorResult>
 }
@@ -86,8 +88,14 @@ function rotatingIds(owner: SeedOwner, index: number, count: number): number[] {
   return Array.from({ length: Math.min(count, ids.length) }, (_, i) => ids[(start + i) % ids.length]!)
 }
 
-function getById(owner: SeedOwner, id: number): PlannedRequest {
-  return { method: 'GET', path: `/v1/tasks/${id}`, headers: auth(owner) }
+function getById(owner: SeedOwner, id: number, headers = auth(owner)): PlannedRequest {
+  return { method: 'GET', path: `/v1/tasks/${id}`, headers }
+}
+
+/** The owner's access token (bench/issuer.ts) as the bearer: the service verifies it instead of a key. */
+function tokenAuth(owner: SeedOwner): Record<string, string> {
+  if (!owner.token) throw new Error(`owner ${owner.name} has no access token; the token scenario signs them after seeding`)
+  return { Authorization: `Bearer ${owner.token}` }
 }
 
 function list(owner: SeedOwner): PlannedRequest {
@@ -143,6 +151,16 @@ export const scenarios: Scenario[] = [
     connection(index, { seed }) {
       const { owner } = ownerOf(index, seed)
       return rotatingIds(owner, index, 100).map((id) => getById(owner, id))
+    },
+  },
+  {
+    name: 'get-by-id-token',
+    description: 'get-by-id with an OpenID Connect access token (RS256 JWT) as the bearer instead of an API key',
+    expect: [200],
+    tokens: true,
+    connection(index, { seed }) {
+      const { owner } = ownerOf(index, seed)
+      return rotatingIds(owner, index, 100).map((id) => getById(owner, id, tokenAuth(owner)))
     },
   },
   {

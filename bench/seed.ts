@@ -7,6 +7,8 @@ import { mulberry32 as random } from './prng.ts'
 export interface SeedOwner {
   name: string
   key: string
+  /** An access token of the bench's issuer (bench/issuer.ts) whose `sub` is this owner, when the token scenario runs. */
+  token?: string
   /** Every task id of this owner, ascending. */
   taskIds: number[]
   /** Ids reserved for conditional writes (PATCH with If-Match); never read by the read scenarios. */

@@ -12,6 +12,8 @@ export const TOPIC_ID = 'bench'
 export const TOPIC = `sensors/${TOPIC_ID}`
 /** Sockets one subscriber process opens at most. */
 export const PER_PROCESS = 500
+/** Sockets per API key: the service holds at most MAX_SOCKETS_PER_KEY open for one. */
+export const SOCKETS_PER_KEY = 100
 const SAMPLES_PER_PROCESS = 50_000
 
 /** Epoch milliseconds with sub-millisecond resolution, comparable across processes: readings carry it as their publish time. */
@@ -28,7 +30,8 @@ export interface SubscriberReport {
 /** The subscriber process itself: opens FANOUT_COUNT sockets, then answers the commands on stdin. */
 async function runSubscriberProcess(): Promise<void> {
   const url = process.env.FANOUT_URL!
-  const key = process.env.FANOUT_KEY
+  // Comma-separated: socket i uses key ⌊i / SOCKETS_PER_KEY⌋ (the service allows a key that many).
+  const keys = (process.env.FANOUT_KEYS ?? '').split(',').filter(Boolean)
   const count = Number(process.env.FANOUT_COUNT)
   let received = 0
   let seen = 0
@@ -57,6 +60,7 @@ async function runSubscriberProcess(): Promise<void> {
   }
   const open = () => new Promise<void>((resolveOpen, reject) => {
     const index = opened++
+    const key = keys[Math.floor(index / SOCKETS_PER_KEY)]
     const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/sensors/ws`, key ? { headers: { 'x-api-key': key } } : undefined)
     ws.onopen = () => ws.send(JSON.stringify({ op: 'subscribe', topic: TOPIC }))
     ws.onerror = () => reject(new Error('socket error'))
@@ -137,10 +141,11 @@ export class Subscribers {
     })()
   }
 
-  static async start(url: string, key: string | undefined, count: number, core: number | null): Promise<Subscribers> {
+  /** A process of `count` sockets; with `keys`, at least ⌈count / SOCKETS_PER_KEY⌉ of them. */
+  static async start(url: string, keys: string[], count: number, core: number | null): Promise<Subscribers> {
     const child = Bun.spawn(pinned([process.execPath, import.meta.path], core), {
       cwd: root,
-      env: { ...process.env, FANOUT_URL: url, FANOUT_KEY: key ?? '', FANOUT_COUNT: String(count) },
+      env: { ...process.env, FANOUT_URL: url, FANOUT_KEYS: keys.join(','), FANOUT_COUNT: String(count) },
       stdin: 'pipe', stdout: 'pipe', stderr: 'inherit',
     })
     track(child)

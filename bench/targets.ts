@@ -13,7 +13,7 @@ const root = resolve(benchDir, '..')
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 /** The service on `core` (unless it runs several workers), with the CPU profile going to `profileDir`. */
-export async function startService(options: Options, databaseUrl: string, core: number | null, profileDir: string): Promise<Server> {
+export async function startService(options: Options, databaseUrl: string, core: number | null, profileDir: string, extraEnv: Record<string, string> = {}): Promise<Server> {
   const argv = [
     process.execPath,
     ...(options.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
@@ -28,7 +28,7 @@ export async function startService(options: Options, databaseUrl: string, core: 
     : {}
   return startServer('service', pinned(argv, options.workers > 1 ? null : core), {
     cwd: root,
-    env: { PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, SIMULATOR: 'off', LOG_LEVEL: options.logLevel, RATE_LIMIT: options.rateLimit, ...workerEnv },
+    env: { PORT: '0', HOST: '127.0.0.1', DATABASE_URL: databaseUrl, SIMULATOR: 'off', LOG_LEVEL: options.logLevel, RATE_LIMIT: options.rateLimit, ...workerEnv, ...extraEnv },
     // info prints the "listening" line with the port; quieter levels print nothing to parse.
     ...(options.logLevel === 'info' || options.logLevel === 'debug' ? {} : { health: '/healthz' }),
   })

@@ -4,7 +4,7 @@
 import { SQL } from 'bun'
 import { DEFAULT_POSTGRES } from './scratch-database.ts'
 
-const postgresSuites = ['test/tasks.test.ts', 'test/tasks-list.test.ts', 'test/auth.test.ts', 'test/http.test.ts', 'test/gateway.test.ts', 'test/durability.test.ts', 'test/tasks-batching.test.ts']
+const postgresSuites = ['test/tasks.test.ts', 'test/tasks-list.test.ts', 'test/auth.test.ts', 'test/http.test.ts', 'test/gateway.test.ts', 'test/durability.test.ts', 'test/tasks-batching.test.ts', 'test/keys-api.test.ts']
 const postgresUrl = process.env.TEST_POSTGRES_URL ?? DEFAULT_POSTGRES
 
 async function run(args: string[], env: Record<string, string> = {}): Promise<{ passed: number; failed: number; code: number }> {

@@ -6,7 +6,8 @@ import type { Config, Service } from './config'
 import type { Database } from './db'
 import { inference, kserveErrors } from './inference'
 import type { ModelRegistry } from './inference/registry'
-import { Credentials } from './platform/auth'
+import { keys as keysApi } from './keys'
+import { Credentials, tokenVerifier } from './platform/auth'
 import { docs } from './platform/docs'
 import { gateway } from './platform/gateway'
 import { health, Readiness } from './platform/health'
@@ -43,7 +44,7 @@ export interface AppDeps {
   sensors?: SensorFeed
 }
 
-export function createApp({ config, database, log, keys = keyStore(database), credentials = new Credentials(keys), limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry, redis, sensors: given }: AppDeps) {
+export function createApp({ config, database, log, keys = keyStore(database), credentials = new Credentials(keys, { tokens: tokenVerifier(config.oidc, log) }), limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry, redis, sensors: given }: AppDeps) {
   const routes = new RouteTable()
   for (const [name, { help }] of Object.entries(database.stats())) telemetry.gauge(name, help, () => database.stats()[name]?.value ?? 0)
   const feed = given ?? sensorFeed(config.services.has('sensors') ? { config, redis, log, lifecycle, limiter } : {})
@@ -55,8 +56,9 @@ export function createApp({ config, database, log, keys = keyStore(database), cr
     .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle, credentials, renderers: [kserveErrors] }))
     .use(observability(telemetry, log, (request) => credentials.keyIdOf(request)))
     .use(gateway({ config, credentials, limiter, telemetry, routes }))
-    .use(docs(routes))
+    .use(docs(routes, config.oidc))
     .use(health(readiness))
+    .use(keysApi(keys, credentials))
     .use(serving(config, 'tasks', () => tasks(taskStore(database), credentials)))
     .use(serving(config, 'inference', () => inference({ config, credentials, telemetry, lifecycle, readiness, log, redis, registry })))
     .use(serving(config, 'sensors', () => sensors({ feed, credentials, telemetry, accepting: () => lifecycle.accepting, origins: config.corsOrigins })))

@@ -6,7 +6,7 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 export const SERVICES = ['tasks', 'sensors', 'inference'] as const
 export type Service = (typeof SERVICES)[number]
 
-export const RATE_GROUPS = ['tasks', 'sensors', 'inference'] as const
+export const RATE_GROUPS = ['tasks', 'sensors', 'inference', 'keys'] as const
 export type RateGroup = (typeof RATE_GROUPS)[number]
 
 export interface RateLimit {
@@ -41,6 +41,17 @@ export interface Config {
   bodyLimit: number
   /** Proxies (addresses and CIDRs, IPv4 or IPv6) whose X-Forwarded-For names the client; none by default. */
   trustedProxies: string[]
+  /** OIDC_ISSUER and its companions: JWT access tokens of that provider are accepted beside API keys; null when unset. */
+  oidc: OidcConfig | null
+}
+
+export interface OidcConfig {
+  /** `iss` must equal it; discovery is at `${issuer}/.well-known/openid-configuration`. */
+  issuer: string
+  /** `aud` must contain it. */
+  audience: string
+  /** The claim naming a token's owner. */
+  ownerClaim: string
 }
 
 export class ConfigError extends Error {
@@ -157,6 +168,26 @@ function parseTrustedProxies(env: Env): string[] {
   return entries
 }
 
+function parseOidc(env: Env): OidcConfig | null {
+  const issuer = pick(env, 'OIDC_ISSUER', '')
+  const audience = pick(env, 'OIDC_AUDIENCE', '')
+  const ownerClaim = pick(env, 'OIDC_OWNER_CLAIM', 'sub')
+  if (!/^[A-Za-z_][\w.:-]{0,127}$/.test(ownerClaim)) fail('OIDC_OWNER_CLAIM', ownerClaim, 'a claim name such as sub or client_id')
+  if (issuer === '') {
+    if (audience !== '') throw new ConfigError('OIDC_AUDIENCE is set without OIDC_ISSUER: set both, or neither')
+    return null
+  }
+  let url: URL | null = null
+  try {
+    url = new URL(issuer)
+  } catch {
+    // refused below
+  }
+  if (!url || !/^https?:$/.test(url.protocol) || url.search !== '' || url.hash !== '') fail('OIDC_ISSUER', issuer, 'the provider\'s issuer URL, like https://login.example.com/realms/main')
+  if (audience === '') throw new ConfigError('OIDC_AUDIENCE is required with OIDC_ISSUER: the audience (aud) the provider puts in access tokens for this service')
+  return { issuer, audience, ownerClaim }
+}
+
 export function loadConfig(env: Env): Config {
   return {
     port: parsePort(env),
@@ -176,5 +207,6 @@ export function loadConfig(env: Env): Config {
     workerId: env.TASKMESH_WORKER === undefined ? null : Number(env.TASKMESH_WORKER),
     bodyLimit: 1024 * 1024,
     trustedProxies: parseTrustedProxies(env),
+    oidc: parseOidc(env),
   }
 }

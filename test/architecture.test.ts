@@ -6,7 +6,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 
 const root = join(import.meta.dir, '..')
 const src = join(root, 'src')
-const features = ['tasks', 'sensors', 'inference']
+const features = ['tasks', 'sensors', 'inference', 'keys']
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })

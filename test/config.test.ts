@@ -7,7 +7,7 @@ describe('configuration', () => {
     expect(loadConfig({})).toEqual({
       port: 3000, host: '0.0.0.0', databaseUrl: 'sqlite:data/app.sqlite', redisUrl: null, redisPrefix: 'taskmesh:', modelsDir: 'models',
       simulator: true, logLevel: 'info', rateLimit: { rate: 100, burst: 200 }, rateLimits: {}, corsOrigins: [],
-      shutdownTimeoutMs: 10_000, workers: 1, workerId: null, services: new Set(['tasks', 'sensors', 'inference']), bodyLimit: 1024 * 1024, trustedProxies: [],
+      shutdownTimeoutMs: 10_000, workers: 1, workerId: null, services: new Set(['tasks', 'sensors', 'inference']), bodyLimit: 1024 * 1024, trustedProxies: [], oidc: null,
     })
   })
 
@@ -24,6 +24,37 @@ describe('configuration', () => {
 
   test('TRUSTED_PROXIES takes IPv4 and IPv6 addresses and CIDRs, comma-separated', () => {
     expect(loadConfig({ TRUSTED_PROXIES: '10.0.0.0/8, 127.0.0.1,::1, fd00::/8' }).trustedProxies).toEqual(['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8'])
+  })
+
+  test('OIDC_ISSUER with OIDC_AUDIENCE accepts the provider\'s tokens; the owner is sub unless OIDC_OWNER_CLAIM says otherwise', () => {
+    const env = { OIDC_ISSUER: 'https://login.example.com/realms/main', OIDC_AUDIENCE: 'taskmesh' }
+    expect(loadConfig(env).oidc).toEqual({ issuer: 'https://login.example.com/realms/main', audience: 'taskmesh', ownerClaim: 'sub' })
+    expect(loadConfig({ ...env, OIDC_OWNER_CLAIM: 'client_id' }).oidc?.ownerClaim).toBe('client_id')
+    expect(loadConfig({ OIDC_OWNER_CLAIM: 'azp' }).oidc).toBeNull()
+  })
+
+  test.each([
+    [{ OIDC_ISSUER: 'https://login.example.com' }, /^OIDC_AUDIENCE is required with OIDC_ISSUER/],
+    [{ OIDC_AUDIENCE: 'taskmesh' }, /^OIDC_AUDIENCE is set without OIDC_ISSUER/],
+    [{ OIDC_ISSUER: 'login.example.com', OIDC_AUDIENCE: 'taskmesh' }, /^OIDC_ISSUER="login.example.com" is invalid/],
+    [{ OIDC_ISSUER: 'ftp://login.example.com', OIDC_AUDIENCE: 'taskmesh' }, /^OIDC_ISSUER=/],
+    [{ OIDC_ISSUER: 'https://login.example.com?x=1', OIDC_AUDIENCE: 'taskmesh' }, /^OIDC_ISSUER=/],
+    [{ OIDC_ISSUER: 'https://login.example.com', OIDC_AUDIENCE: 'taskmesh', OIDC_OWNER_CLAIM: 'has space' }, /^OIDC_OWNER_CLAIM=/],
+  ])('%p is refused naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError)
+    expect(() => loadConfig(env)).toThrow(message)
+  })
+
+  test('OIDC_ISSUER without OIDC_AUDIENCE stops the process naming OIDC_AUDIENCE', async () => {
+    const proc = Bun.spawn([process.execPath, 'src/index.ts'], {
+      cwd: join(import.meta.dir, '..'),
+      env: { ...process.env, OIDC_ISSUER: 'https://login.example.com', OIDC_AUDIENCE: '' },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited])
+    expect(code).toBe(2)
+    expect(stderr.trim()).toStartWith('taskmesh: OIDC_AUDIENCE is required with OIDC_ISSUER')
   })
 
   test('a bad value stops the process with one line naming the variable', async () => {

@@ -209,7 +209,7 @@ describe('the nginx confs', () => {
     expect(locations.size).toBeGreaterThan(0)
     for (const [path, headers] of locations) {
       expect(nginxValue(conf, headers.get('host') ?? '$proxy_host', 'localhost:3000'), `Host sent for ${path}`).toBe('localhost:3000')
-      expect(headers.get('x-forwarded-for'), `X-Forwarded-For sent for ${path}`).toBe('$proxy_add_x_forwarded_for')
+      expect(headers.get('x-forwarded-for'), `X-Forwarded-For sent for ${path}`).toBe('$remote_addr')
       expect(headers.get('upgrade'), `Upgrade sent for ${path}`).toBe('$http_upgrade')
     }
   })
@@ -288,9 +288,13 @@ describe('the nginx confs, run by nginx in front of the real service', () => {
     const dir = tempDir()
     const databaseUrl = `sqlite:${join(dir, 'app.sqlite')}`
     const key = await cliKey(databaseUrl, 'behind-nginx')
-    await using server = await startServer({ DATABASE_URL: databaseUrl, MODELS_DIR: copyModels(join(dir, 'models')), TRUSTED_PROXIES: '127.0.0.1' })
+    await using server = await startServer({ DATABASE_URL: databaseUrl, MODELS_DIR: copyModels(join(dir, 'models')), TRUSTED_PROXIES: '127.0.0.1', RATE_LIMIT_INFERENCE: '3/3' })
     const conf = await readConf(file)
     await using nginx = await runNginx(conf, Number(new URL(server.url).port))
+
+    // nginx names the client by its own peer address: an X-Forwarded-For the client made up does not pick its bucket.
+    const anonymous = (forwardedFor: string) => fetch(`${nginx.url}/v2/health/live`, { headers: { 'x-forwarded-for': forwardedFor } }).then((r) => r.status)
+    expect([await anonymous('203.0.113.1'), await anonymous('203.0.113.2'), await anonymous('203.0.113.3'), await anonymous('203.0.113.4')]).toEqual([200, 200, 200, 429])
 
     // As a browser at http://localhost:PORT sends it, through nginx.
     const page = `localhost:${nginx.port}`

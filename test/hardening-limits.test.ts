@@ -6,6 +6,7 @@ import type { KeyStore } from '../src/platform/keys'
 import { createLogger } from '../src/platform/logger'
 import { TrustedProxies } from '../src/platform/proxies'
 import { MemoryLimiter } from '../src/platform/ratelimit'
+import { MAX_LOOKUPS_IN_FLIGHT } from '../src/platform/gateway'
 import { testApp } from './helpers'
 
 /** The test's real key store, with its lookups counted. */
@@ -26,12 +27,30 @@ function counted(store: KeyStore): KeyStore & { lookups: number } {
   return observed
 }
 
+/** The same store answering each lookup 20 ms late, as a remote database would: lookups overlap. */
+function remote(store: KeyStore & { lookups: number }): KeyStore & { lookups: number } {
+  return {
+    synchronous: false,
+    get lookups() {
+      return store.lookups
+    },
+    insert: store.insert.bind(store),
+    byOwner: store.byOwner.bind(store),
+    revoke: store.revoke.bind(store),
+    async byId(id: string) {
+      await Bun.sleep(20)
+      return store.byId(id)
+    },
+  }
+}
+
 const madeUp = () => `tm_${crypto.randomUUID().replaceAll('-', '').slice(0, 8)}_${'s'.repeat(40)}`
 
 /** An app with `env` on the test's database, listening on 127.0.0.1 so requests have a real peer address. */
-async function listening(env: Record<string, string>, now: () => number) {
+async function listening(env: Record<string, string>, now: () => number, wrap: (store: KeyStore & { lookups: number }) => KeyStore & { lookups: number } = (store) => store) {
   const t = await testApp()
-  const keys = counted(t.keys)
+  const observed = counted(t.keys)
+  const keys = wrap(observed)
   const config = loadConfig({ DATABASE_URL: t.config.databaseUrl, SIMULATOR: 'off', ...env })
   const app = createApp({ config, database: t.database, keys, log: createLogger('silent'), limiter: new MemoryLimiter(now) })
   app.listen({ port: 0, hostname: '127.0.0.1' })
@@ -39,7 +58,7 @@ async function listening(env: Record<string, string>, now: () => number) {
   const get = (headers: Record<string, string> = {}, path = '/v1/tasks') => fetch(`${url}${path}`, { headers }).then((r) => r.status)
   return {
     t,
-    keys,
+    keys: observed,
     get,
     async [Symbol.asyncDispose]() {
       await app.stop()
@@ -55,6 +74,25 @@ describe('made-up keys', () => {
     for (let i = 0; i < 40; i++) statuses.push(await server.get({ 'x-api-key': madeUp() }))
     expect(server.keys.lookups).toBe(5)
     expect(statuses).toEqual([...Array(5).fill(401), ...Array(35).fill(429)])
+  })
+
+  test('sent all at once to a remote store, reach it no more than the client limit and the lookups in flight allow', async () => {
+    await using server = await listening({ RATE_LIMIT: '5/5' }, () => 1_000, remote)
+    const statuses = await Promise.all(Array.from({ length: 40 }, () => server.get({ 'x-api-key': madeUp() })))
+    expect(server.keys.lookups).toBeLessThanOrEqual(5 + MAX_LOOKUPS_IN_FLIGHT)
+    expect(statuses.filter((status) => status === 401).length).toBe(server.keys.lookups)
+    expect(statuses.filter((status) => status === 429).length).toBe(40 - server.keys.lookups)
+  })
+
+  test('do not lock out a real key used lately from the same address, once its cache entry is gone', async () => {
+    let now = 1_000
+    await using server = await listening({ RATE_LIMIT: '5/5' }, () => now)
+    const key = await server.t.key()
+    expect(await server.get({ 'x-api-key': key })).toBe(200)
+    now += 3_000
+    for (let i = 0; i < 20; i++) await server.get({ 'x-api-key': madeUp() })
+    expect(await server.get({ 'x-api-key': madeUp() })).toBe(429)
+    expect(await server.get({ 'x-api-key': key })).toBe(200)
   })
 
   test('a key of a real id with a made-up secret cannot spend that key\'s budget', async () => {

@@ -6,6 +6,7 @@ import { RedisClient } from 'bun'
 import { TOPIC_IDLE_MS } from '../src/sensors/history'
 import { SensorHub } from '../src/sensors/hub'
 import { RedisFeed } from '../src/sensors/redis'
+import { eventually } from './eventually'
 import { needs } from './helpers'
 
 const REDIS_URL = 'redis://127.0.0.1:6379'
@@ -79,6 +80,29 @@ describe.skipIf(!run)('the shared sensor feed in Redis', () => {
     // 'sensors/new' was pushed out of the promises by newer ones: its first publish starts another epoch.
     await b.hub.publish('sensors/new', { v: 1 })
     expect((await a.hub.readings('sensors/new', 0, 10)).epoch).not.toBe(told)
+  })
+
+  test('followers of a topic the shared feed forgot are told its history started again', async () => {
+    const { feed, hub } = await instance({ maxTopics: 3 })
+    const restarts: Array<[string, string]> = []
+    const delivered: Array<[string, string, number]> = []
+    await feed.listen({
+      deliver: (topic, epoch, seq) => void delivered.push([topic, epoch, seq]),
+      restart: (topic, epoch) => void restarts.push([topic, epoch]),
+      follows: (topic) => topic === 'sensors/followed',
+    })
+    const first = await hub.publish('sensors/followed', { v: 1 })
+    const epoch = (await hub.readings('sensors/followed', 0, 10)).epoch!
+    for (let i = 0; i < 4; i++) await hub.publish(`sensors/other-${i}`, { i })
+    expect(await listed(hub)).not.toContain('followed')
+    const again = await hub.publish('sensors/followed', { v: 2 })
+    expect(again.seq).toBe(1)
+    const now = (await hub.readings('sensors/followed', 0, 10)).epoch!
+    expect(now).not.toBe(epoch)
+    const followed = () => delivered.filter(([topic]) => topic === 'sensors/followed').map(([, e, seq]) => [e, seq])
+    await eventually(() => followed().length === 2, { what: 'both readings of the followed topic arrived' })
+    expect(followed()).toEqual([[epoch, first.seq], [now, 1]])
+    expect(restarts).toEqual([['sensors/followed', now]])
   })
 
   test('a topic idle for 24 h leaves the listing, and is deleted with the next publish', async () => {

@@ -2,6 +2,7 @@
 // creates none), are capped and forgotten when idle, the history budget counts bytes; one key's
 // sockets are capped, share its rate-limit bucket, and close once it is revoked.
 import { describe, expect, test } from 'bun:test'
+import { RedisClient } from 'bun'
 import { join } from 'node:path'
 import { createApp } from '../src/app'
 import { loadConfig } from '../src/config'
@@ -179,6 +180,35 @@ describe('sockets per API key', () => {
     const again = await keySocket(url, key)
     await again.sync()
     for (const socket of [...open.slice(1), other, again]) socket.close()
+  })
+})
+
+describe.skipIf(!needs('redis'))('sockets per API key, with REDIS_URL', () => {
+  test(`one key holds at most ${MAX_SOCKETS_PER_KEY} open sockets on all instances together, however many upgrade at once`, async () => {
+    const database = await testDatabase(tempDir())
+    const prefix = `test:${crypto.randomUUID().slice(0, 8)}:`
+    const redis = new RedisClient('redis://127.0.0.1:6379')
+    try {
+      const key = await cliKey(database.url, 'many-sockets')
+      const env = { DATABASE_URL: database.url, MODELS_DIR: join(tempDir(), 'models'), REDIS_URL: 'redis://127.0.0.1:6379', REDIS_PREFIX: prefix }
+      await using a = await startServer(env)
+      await using b = await startServer(env)
+      const attempts = await Promise.allSettled(Array.from({ length: MAX_SOCKETS_PER_KEY + 10 }, (_, i) => keySocket(i % 2 ? a.url : b.url, key)))
+      const open = attempts.flatMap((attempt) => (attempt.status === 'fulfilled' ? [attempt.value] : []))
+      expect(open.length).toBe(MAX_SOCKETS_PER_KEY)
+      for (const instance of [a, b]) expect((await upgradeRequest(instance.url, '', { 'x-api-key': key })).status).toBe(429)
+      // Closing one on either instance frees its place on the other.
+      open[0]!.close()
+      await open[0]!.closed
+      const again = await eventually(async () => keySocket(b.url, key).catch(() => null), { what: 'the freed place is taken on the other instance' })
+      await again.sync()
+      for (const socket of [...open.slice(1), again]) socket.close()
+    } finally {
+      const keys = (await redis.send('KEYS', [`${prefix}*`])) as string[]
+      if (keys.length > 0) await redis.send('DEL', keys)
+      redis.close()
+      await database.drop()
+    }
   })
 })
 

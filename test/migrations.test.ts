@@ -1,8 +1,16 @@
 import { describe, expect, test } from 'bun:test'
 import { cpSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Database } from 'bun:sqlite'
+import { SQL } from 'bun'
+import { drizzle as sqliteDrizzle } from 'drizzle-orm/bun-sqlite'
+import { drizzle as pgDrizzle } from 'drizzle-orm/bun-sql'
+import { openDatabase } from '../src/db'
 import { migrationFiles, migrations } from '../src/db/migrations'
-import { tempDir } from './helpers'
+import { hashKey, verifyKey } from '../src/platform/keys'
+import { keyStore } from '../src/platform/keys/store'
+import { needs, postgresBase, tempDir } from './helpers'
+import { scratchDatabase } from '../scripts/scratch-database'
 
 const root = join(import.meta.dir, '..')
 
@@ -48,6 +56,49 @@ describe('dialects in step', () => {
     })
     for (const table of ['apiKeys', 'tasks', 'idempotencyKeys'] as const) {
       expect(shape(pgConfig(pg[table]) as never)).toEqual(shape(sqliteConfig(sqlite[table]) as never))
+    }
+  })
+})
+
+describe('an existing database migrates forward', () => {
+  type Migrator = { dialect: { migrate(m: unknown, s: unknown, c: unknown): unknown }; session: unknown }
+  const raw = `tm_OldKey12_${'o'.repeat(40)}`
+  const hash = Buffer.from(hashKey(raw)).toString('hex')
+
+  /** After the store was opened at the first migration only (the release before keys had label and expires_at). */
+  async function keyOfTheOldRelease(url: string) {
+    const database = await openDatabase(url)
+    try {
+      const keys = keyStore(database)
+      expect(await keys.byId('OldKey12')).toMatchObject({ id: 'OldKey12', owner: 'olga', scopes: 'tasks:read', label: null, expiresAt: null, revokedAt: null })
+      expect((await verifyKey(keys, raw))?.owner).toBe('olga')
+    } finally {
+      await database.close()
+    }
+  }
+
+  test('a SQLite file made by 0000_init keeps its keys, which gain no label and no expiry', async () => {
+    const path = join(tempDir(), 'app.sqlite')
+    const client = new Database(path, { create: true })
+    const old = sqliteDrizzle({ client }) as unknown as Migrator
+    old.dialect.migrate(migrations('sqlite').slice(0, 1), old.session, {})
+    client.run(`INSERT INTO api_keys (id, owner, hash, scopes, created_at) VALUES ('OldKey12', 'olga', x'${hash}', 'tasks:read', 1)`)
+    expect(client.query('SELECT name FROM pragma_table_info(\'api_keys\')').all()).not.toContainEqual({ name: 'expires_at' })
+    client.close()
+    await keyOfTheOldRelease(`sqlite:${path}`)
+  })
+
+  test.skipIf(!needs('postgres'))('a PostgreSQL database made by 0000_init keeps its keys, which gain no label and no expiry', async () => {
+    const scratch = await scratchDatabase('postgres', { dir: tempDir(), postgres: postgresBase, prefix: 'taskmesh_test' })
+    try {
+      const client = new SQL({ url: scratch.url, max: 1 })
+      const old = pgDrizzle({ client }) as unknown as Migrator
+      await old.dialect.migrate(migrations('pg').slice(0, 1), old.session, {})
+      await client.unsafe(`INSERT INTO api_keys (id, owner, hash, scopes, created_at) VALUES ('OldKey12', 'olga', '\\x${hash}', 'tasks:read', 1)`)
+      await client.close()
+      await keyOfTheOldRelease(scratch.url)
+    } finally {
+      await scratch.drop()
     }
   })
 })

@@ -3,6 +3,7 @@ import { TaskService, type TaskStore } from '../src/tasks/service'
 import { IDEMPOTENCY_PURGE_EVERY, IDEMPOTENCY_TTL_MS } from '../src/tasks/query'
 import { taskStore } from '../src/tasks/store'
 import { problemOf, testApp, type TestApp } from './helpers'
+import { eventually } from './eventually'
 
 type Task = {
   id: number; title: string; description: string | null; owner: string; priority: string
@@ -196,6 +197,8 @@ describe('idempotency keys expire', () => {
     await store.insert('purged', fields, now - IDEMPOTENCY_TTL_MS + 60_000, idempotent('recent'))
     expect(await t.sql("SELECT key FROM idempotency_keys WHERE owner = 'purged' ORDER BY key")).toEqual([{ key: 'expired' }, { key: 'recent' }])
     await Promise.all(Array.from({ length: IDEMPOTENCY_PURGE_EVERY }, (_, i) => store.insert('filler', fields, now, idempotent(`k${i}`))))
+    // No create waits for the purge (PostgreSQL runs it beside them).
+    await eventually(async () => (await t.sql("SELECT key FROM idempotency_keys WHERE owner = 'purged'")).length === 1, { what: 'the expired key is purged' })
     expect(await t.sql("SELECT key FROM idempotency_keys WHERE owner = 'purged'")).toEqual([{ key: 'recent' }])
   })
 })

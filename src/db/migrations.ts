@@ -2,8 +2,10 @@
 // single-file executable migrates without a drizzle/ folder beside it.
 import type { MigrationMeta } from 'drizzle-orm/migrator'
 import pgInit from '../../drizzle/pg/0000_init.sql' with { type: 'text' }
+import pgKeyLabelExpiry from '../../drizzle/pg/0001_key_label_expiry.sql' with { type: 'text' }
 import pgJournal from '../../drizzle/pg/meta/_journal.json'
 import sqliteInit from '../../drizzle/sqlite/0000_init.sql' with { type: 'text' }
+import sqliteKeyLabelExpiry from '../../drizzle/sqlite/0001_key_label_expiry.sql' with { type: 'text' }
 import sqliteJournal from '../../drizzle/sqlite/meta/_journal.json'
 
 interface Journal {
@@ -12,8 +14,8 @@ interface Journal {
 
 /** Every generated migration by dialect and tag; a test checks these match the journals. */
 export const migrationFiles = {
-  sqlite: { '0000_init': sqliteInit } as Record<string, string>,
-  pg: { '0000_init': pgInit } as Record<string, string>,
+  sqlite: { '0000_init': sqliteInit, '0001_key_label_expiry': sqliteKeyLabelExpiry } as Record<string, string>,
+  pg: { '0000_init': pgInit, '0001_key_label_expiry': pgKeyLabelExpiry } as Record<string, string>,
 }
 
 const journals: Record<keyof typeof migrationFiles, Journal> = { sqlite: sqliteJournal, pg: pgJournal }

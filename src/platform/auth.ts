@@ -1,9 +1,13 @@
 // The `auth` macro: a route declares the scope it needs (`{ auth: 'tasks:read' }`)
-// and receives the caller's `principal`. Keys are checked before the body is read,
-// so an anonymous caller costs no upload and learns nothing from validation errors.
+// and receives the caller's `principal`. Credentials (API keys, and with OIDC_ISSUER the
+// provider's access tokens) are checked before the body is read, so an anonymous caller
+// costs no upload and learns nothing from validation errors.
 import { Elysia } from 'elysia'
+import type { OidcConfig } from '../config'
 import { HttpError } from './errors'
-import { hasScope, verifyKey, type KeyStore, type Principal, type Scope } from './keys'
+import type { Logger } from './logger'
+import { hasScope, isActive, verifyKey, type KeyStore, type Principal, type Requirement } from './keys'
+import { isJwtShaped, TokenVerifier } from './oidc'
 
 const realm = 'Bearer realm="taskmesh"'
 
@@ -19,6 +23,8 @@ export function presentedKey(headers: Headers): string | null {
 /** How long a verified key is trusted without asking the store again (so a revocation takes up to this long). */
 export const KEY_CACHE_MS = 2000
 const KEY_CACHE_MAX = 10_000
+/** How long a key verified good vouches for its client to the rate limit (it is still verified every KEY_CACHE_MS). */
+export const VOUCHED_MS = 10 * 60_000
 
 // The shape keys/index.ts issues keys in: `tm_<8 char id>_<secret>`.
 const keyShape = /^tm_([A-Za-z0-9]{8})_[A-Za-z0-9]{32,128}$/
@@ -31,6 +37,13 @@ export function presentedKeyId(raw: string): string | null {
 export interface CredentialOptions {
   now?: () => number
   cacheMs?: number
+  /** Verifies OIDC_ISSUER's access tokens; without one every bearer value is taken for an API key. */
+  tokens?: TokenVerifier | null
+}
+
+/** The verifier of OIDC_ISSUER's tokens, or null when none is configured. */
+export function tokenVerifier(oidc: OidcConfig | null, log?: Logger): TokenVerifier | null {
+  return oidc ? new TokenVerifier(oidc, { log }) : null
 }
 
 type Awaitable<T> = T | Promise<T>
@@ -55,27 +68,53 @@ export class Credentials {
   private readonly cache = new Map<string, { principal: Principal; until: number }>()
   /** Refused raw keys and until when; oldest first, as Maps keep insertion order. */
   private readonly refused = new Map<string, number>()
+  /** Raw keys verified good lately and until when, oldest first: only a whole key gets in. */
+  private readonly vouchedFor = new Map<string, number>()
   private readonly now: () => number
   private readonly cacheMs: number
+  readonly tokens: TokenVerifier | null
 
-  constructor(readonly keys: KeyStore, { now = Date.now, cacheMs = KEY_CACHE_MS }: CredentialOptions = {}) {
+  constructor(readonly keys: KeyStore, { now = Date.now, cacheMs = KEY_CACHE_MS, tokens = null }: CredentialOptions = {}) {
     this.now = now
     this.cacheMs = cacheMs
+    this.tokens = tokens
   }
 
-  /** True when `authenticate` never returns a promise. */
+  /** True when `authenticate` never returns a promise: a synchronous key store, and no tokens (verifying one may fetch keys). */
   get synchronous(): boolean {
-    return this.keys.synchronous
+    return this.keys.synchronous && this.tokens === null
   }
 
-  /** Whether the principal's key still exists unrevoked, asked of the store: for what outlives a request (sockets, tickets). */
+  /** Whether a bearer value goes to the token verifier rather than the key store. */
+  private isToken(raw: string): boolean {
+    return this.tokens !== null && isJwtShaped(raw)
+  }
+
+  /** Whether `raw` is shaped like a credential this instance verifies (a key, or a token when OIDC is configured). */
+  checkable(raw: string): boolean {
+    return presentedKeyId(raw) !== null || this.isToken(raw)
+  }
+
+  /** Whether the principal's key still exists unrevoked and unexpired, asked of the store: for what outlives a request (sockets, tickets). */
   isLive(principal: Principal): Awaitable<boolean> {
+    // A token cannot be revoked here: it stands until it expires.
+    if (principal.kind === 'token') return principal.expiresAt! > this.now()
     const record = this.keys.byId(principal.keyId)
-    return record instanceof Promise ? record.then((found) => found?.revokedAt === null) : record?.revokedAt === null
+    return record instanceof Promise ? record.then((found) => isActive(found, this.now())) : isActive(record, this.now())
+  }
+
+  /**
+   * Whether `raw` was verified good within VOUCHED_MS: the rate limit then charges the key's own
+   * bucket before verifying it, rather than its client's bucket of unknown keys (which anyone
+   * at that address can empty with made-up keys). Verification itself is not skipped.
+   */
+  vouched(raw: string): boolean {
+    return (this.vouchedFor.get(raw) ?? 0) > this.now()
   }
 
   /** What verifying `raw` now would answer without asking the key store: valid, refused, or undefined (a lookup). */
   known(raw: string): boolean | undefined {
+    if (this.isToken(raw)) return this.tokens!.cached(raw) === undefined ? undefined : true
     const now = this.now()
     if ((this.cache.get(raw)?.until ?? 0) > now) return true
     if ((this.refused.get(raw) ?? 0) > now || presentedKeyId(raw) === null) return false
@@ -83,6 +122,8 @@ export class Credentials {
   }
 
   private verify(raw: string): Awaitable<Principal | null> {
+    // A token's own refusals (401 invalid_token with the reason, 503 while the provider is down) are thrown as they are.
+    if (this.isToken(raw)) return this.tokens!.cached(raw) ?? this.tokens!.verify(raw)
     const now = this.now()
     const hit = this.cache.get(raw)
     if (hit && hit.until > now) return hit.principal
@@ -95,11 +136,16 @@ export class Credentials {
   private remember(raw: string, principal: Principal | null, now: number): Principal | null {
     if (principal) {
       if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear()
-      this.cache.set(raw, { principal, until: now + this.cacheMs })
+      // Never trusted past its expiry: an expired key is refused at once, like a revoked one after cacheMs.
+      this.cache.set(raw, { principal, until: Math.min(now + this.cacheMs, principal.expiresAt ?? Infinity) })
       this.refused.delete(raw)
+      this.vouchedFor.delete(raw)
+      if (this.vouchedFor.size >= KEY_CACHE_MAX) this.vouchedFor.delete(this.vouchedFor.keys().next().value!)
+      this.vouchedFor.set(raw, now + VOUCHED_MS)
       return principal
     }
     this.cache.delete(raw)
+    this.vouchedFor.delete(raw)
     // Bounded by dropping the oldest, so a flood of guesses costs memory no more than this.
     this.refused.delete(raw)
     if (this.refused.size >= KEY_CACHE_MAX) this.refused.delete(this.refused.keys().next().value!)
@@ -107,7 +153,7 @@ export class Credentials {
     return null
   }
 
-  /** The verified principal of a request's key, or null when it has none or a bad one; resolved once per request. */
+  /** The verified principal of a request's key or token, or null when it has none or a bad key (a bad token rejects); resolved once per request. */
   principalOf(request: Request): Awaitable<Principal | null> {
     const slots = request as Request & Slots
     if (!(resolved in slots)) {
@@ -118,20 +164,20 @@ export class Credentials {
   }
 
   /** The request's principal when it may use `scope`; else a 401 or 403 problem. */
-  authenticate(request: Request, scope: Scope): Awaitable<Principal> {
+  authenticate(request: Request, scope: Requirement): Awaitable<Principal> {
     const principal = this.principalOf(request)
     return principal instanceof Promise ? principal.then((found) => this.admit(request, found, scope)) : this.admit(request, principal, scope)
   }
 
-  private admit(request: Request, principal: Principal | null, scope: Scope): Principal {
+  private admit(request: Request, principal: Principal | null, scope: Requirement): Principal {
     if (!principal) {
       if (!presentedKey(request.headers)) {
-        throw new HttpError(401, 'an API key is required (X-API-Key or Authorization: Bearer)', { headers: { 'www-authenticate': realm } })
+        throw new HttpError(401, `an API key is required (X-API-Key or Authorization: Bearer)${this.tokens ? ', or an access token of the identity provider' : ''}`, { headers: { 'www-authenticate': realm } })
       }
       throw new HttpError(401, 'the API key is invalid or revoked', { headers: { 'www-authenticate': `${realm}, error="invalid_token"` } })
     }
     if (!hasScope(principal, scope)) {
-      throw new HttpError(403, `the API key lacks the scope ${scope}`, {
+      throw new HttpError(403, `the ${principal.kind === 'token' ? 'access token' : 'API key'} lacks the scope ${scope}`, {
         headers: { 'www-authenticate': `${realm}, error="insufficient_scope", scope="${scope}"` },
       })
     }
@@ -154,17 +200,22 @@ export function auth(credentials: Credentials) {
   // Routes with a body are checked by the body parser before it reads a byte (it finds `authScope`
   // in the route table); transform, which runs before schema validation, checks the others, so
   // 401/403 win over 415 and 422. Elysia awaits a hook it takes for asynchronous, so with a
-  // synchronous key store the hook is written without await.
-  const check = (scope: Scope) => credentials.synchronous
+  // synchronous key store and no token verifier the hook is written without await.
+  const check = (scope: Requirement) => credentials.synchronous
     ? { transform({ request }: { request: Request }) { credentials.authenticate(request, scope) } }
     : { async transform({ request }: { request: Request }) { await credentials.authenticate(request, scope) } }
+  // The OpenAPI schemes (platform/docs.ts) a route's credentials may come by.
+  const securityOf = (scope: Requirement): Array<Record<string, string[]>> => credentials.tokens
+    ? [{ apiKey: [] }, { bearer: [] }, { accessToken: [] }, { oidc: scope === 'any' ? [] : [scope] }]
+    : [{ apiKey: [] }, { bearer: [] }]
   return new Elysia({ name: 'platform/auth' }).macro({
-    auth: (scope: Scope) => ({
+    // `any`: any valid credential, whatever its scopes.
+    auth: (scope: Requirement) => ({
       ...check(scope),
       resolve({ request }) {
         return { principal: credentials.principalFor(request) }
       },
-      detail: { security: [{ apiKey: [] }, { bearer: [] }] },
+      detail: { security: securityOf(scope) },
       authScope: scope,
     }),
   })

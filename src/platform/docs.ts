@@ -7,6 +7,7 @@ import swaggerBundle from 'swagger-ui-dist/swagger-ui-bundle.js' with { type: 'f
 import swaggerCss from 'swagger-ui-dist/swagger-ui.css' with { type: 'file' }
 import redocBundle from 'redoc/bundles/redoc.standalone.js' with { type: 'file' }
 import pkg from '../../package.json'
+import type { OidcConfig } from '../config'
 import { registerFormats } from './formats'
 import type { RouteTable } from './routes'
 
@@ -138,7 +139,7 @@ function rateLimited(responses: Record<string, Response>, sibling: Content | und
  * is sent as, an operation that declares no security (no `auth` on the route) is public, and
  * servers are relative to wherever it is served.
  */
-function finish({ paths, components }: ReturnType<typeof toOpenAPISchema>, routes?: RouteTable): Json {
+function finish({ paths, components }: ReturnType<typeof toOpenAPISchema>, routes?: RouteTable, oidc?: OidcConfig | null): Json {
   // Edited as a copy of what is served, so nothing here can reach the routes' own schemas (validation reads their `error`).
   const document = JSON.parse(JSON.stringify({ paths, schemas: components.schemas })) as { paths: Record<string, Record<string, Operation>>; schemas: Json }
   stripErrorOptions(document)
@@ -173,23 +174,42 @@ function finish({ paths, components }: ReturnType<typeof toOpenAPISchema>, route
     paths: document.paths,
     components: {
       schemas: document.schemas,
-      securitySchemes: {
-        apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-        bearer: { type: 'http', scheme: 'bearer', description: 'The same API key as a bearer token' },
-      },
+      securitySchemes: securitySchemes(oidc),
     },
   }
 }
 
-/** `routes` (once loaded) names the rate-limited routes, documented with the gateway's 429. */
-export function docs(routes?: RouteTable) {
+/**
+ * An API key in X-API-Key or as a bearer token; with OIDC_ISSUER, the bearer token may also be
+ * the provider's access token (Swagger UI's Authorize takes either), and its discovery document is named.
+ */
+function securitySchemes(oidc?: OidcConfig | null): Json {
+  const schemes: Json = {
+    apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key (`tm_…`): `bun run keys create` or POST /v1/keys' },
+    bearer: oidc
+      ? { type: 'http', scheme: 'bearer', description: `An API key, or an OAuth 2.0 access token (a JWT) that ${oidc.issuer} issued for the audience ${oidc.audience}` }
+      : { type: 'http', scheme: 'bearer', description: 'The same API key as a bearer token (with OIDC_ISSUER set, also an access token of that provider)' },
+  }
+  if (oidc) {
+    schemes.accessToken = { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: `An access token of ${oidc.issuer} for the audience ${oidc.audience} (Authorization: Bearer)` }
+    schemes.oidc = {
+      type: 'openIdConnect',
+      openIdConnectUrl: `${oidc.issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`,
+      description: `Access tokens (JWT) of ${oidc.issuer}: the owner is the ${oidc.ownerClaim} claim, the scopes the scope (or scp) claim`,
+    }
+  }
+  return schemes
+}
+
+/** `routes` (once loaded) names the rate-limited routes, documented with the gateway's 429; `oidc` adds the provider's scheme. */
+export function docs(routes?: RouteTable, oidc?: OidcConfig | null) {
   const plugin = new Elysia({ name: 'platform/docs' })
   let document: Json | undefined
   // Built on first request, once every route of the service is registered.
   const openapiDocument = () => document ??= finish(toOpenAPISchema(plugin, {
     // The socket route is documented by its HTTP GET (the upgrade); `ws` is not an OpenAPI method.
     paths: ['/docs', '/redoc', ...Object.keys(assets)], methods: ['WS', 'ws', 'options'],
-  }), routes)
+  }), routes, oidc)
   const app = plugin
     .get('/openapi.json', openapiDocument, hidden)
     .get('/docs', html(swaggerPage), hidden)

@@ -2,9 +2,11 @@
 // CORS from an allowlist, and rate limits for the routes that declare a rate group, decided
 // before any key is looked up.
 import { cors } from '@elysiajs/cors'
+import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import type { Config, RateGroup, RateLimit } from '../config'
 import { presentedKey, presentedKeyId, type Credentials } from './auth'
+import type { Principal } from './keys'
 import { HttpError } from './errors'
 import type { Telemetry } from './observability'
 import { TrustedProxies } from './proxies'
@@ -12,6 +14,15 @@ import { rateLimitHeaders, type Limiter, type Verdict } from './ratelimit'
 import type { RouteTable } from './routes'
 
 const MAX_URL_LENGTH = 8 * 1024
+/** Key lookups one client may have waiting on the store at once (a synchronous store has one at most). */
+export const MAX_LOOKUPS_IN_FLIGHT = 4
+
+type Awaitable<T> = T | Promise<T>
+
+/** `f` of a value, or of a promise's value: synchronous when the value is. */
+function then<T, R>(value: Awaitable<T>, f: (value: T) => Awaitable<R>): Awaitable<R> {
+  return value instanceof Promise ? value.then(f) : f(value)
+}
 
 interface GatewayOptions {
   config: Config
@@ -53,32 +64,72 @@ export function gateway({ config, credentials, limiter, telemetry, routes }: Gat
     telemetry.rateLimited.inc({ group })
     return new HttpError(429, `rate limit of ${limit.rate}/s (burst ${limit.burst}) exceeded; retry after ${verdict.retryAfterSeconds} s`)
   }
-  return plugin.onRequest(async ({ request, server, set }) => {
+  const clientOf = (request: Request, server: Server<unknown> | null) =>
+    proxies.clientOf(server?.requestIP(request)?.address ?? 'local', request.headers.get('x-forwarded-for'))
+  const admit = (group: RateGroup, limit: RateLimit, verdict: Verdict, headers: Record<string, unknown>) => {
+    if (!verdict.allowed) throw refuse(group, limit, verdict, headers)
+    Object.assign(headers, rateLimitHeaders(limit, verdict))
+  }
+  const inFlight = new Map<string, number>()
+  /**
+   * The key lookup of a request whose client's bucket of unknown keys is not empty: at most
+   * MAX_LOOKUPS_IN_FLIGHT at once per client, since that bucket is only charged once a key is found bad.
+   */
+  const lookup = (request: Request, client: string) => {
+    const running = inFlight.get(client) ?? 0
+    if (running >= MAX_LOOKUPS_IN_FLIGHT) {
+      throw new HttpError(429, `at most ${MAX_LOOKUPS_IN_FLIGHT} API keys from one client are checked at once; retry shortly`, { headers: { 'retry-after': '1' } })
+    }
+    const principal = credentials.principalOf(request)
+    if (!(principal instanceof Promise)) return principal
+    inFlight.set(client, running + 1)
+    return principal.finally(() => {
+      const left = inFlight.get(client)! - 1
+      if (left === 0) inFlight.delete(client)
+      else inFlight.set(client, left)
+    })
+  }
+  /**
+   * One request's rate limit, decided before its key is looked up. A key's own bucket is drawn
+   * only for a key known to be good: else anyone who knows a key's id could spend its owner's
+   * budget with made-up secrets. A key not verified good lately is looked up only while its
+   * client's bucket of unknown keys is not empty (and a few at a time), and a bad one empties it,
+   * so made-up keys (each with a fresh id) reach the key store no faster than that limit. A key
+   * verified good within VOUCHED_MS goes straight to its own bucket, so nobody at its address can
+   * lock it out with made-up keys. Synchronous when the limiter and the key store are.
+   */
+  const decide = (request: Request, server: Server<unknown> | null, headers: Record<string, unknown>): Awaitable<void> => {
     if (request.method === 'OPTIONS') return
     const group = routes.rateGroupOf(pathOf(request.url))
     if (group === undefined) return
     const limit = limitFor(group)
     if (!limit) return
-    const client = proxies.clientOf(server?.requestIP(request)?.address ?? 'local', request.headers.get('x-forwarded-for'))
     const raw = presentedKey(request.headers)
     const keyId = raw === null ? null : presentedKeyId(raw)
-    let bucket = `${group}:ip:${client}`
-    if (keyId !== null) {
-      // A key's own bucket is drawn only once the key is known to be good: else anyone who knows
-      // a key's id could spend its owner's budget with made-up secrets. Keys that are not, or not
-      // yet, draw from their client's bucket of unknown keys, checked before the lookup, so
-      // made-up keys (each with a fresh id) reach the key store no faster than that limit.
-      const unknown = `${group}:unknown-keys:${client}`
-      let good = credentials.known(raw!)
-      if (good === undefined) {
-        const open = await limiter.peek(unknown, limit)
-        if (!open.allowed) throw refuse(group, limit, open, set.headers)
-        good = (await credentials.principalOf(request)) !== null
-      }
-      bucket = good ? `${group}:key:${keyId}` : unknown
+    const take = (bucket: string) => then(limiter.take(`${group}:${bucket}`, limit), (verdict) => admit(group, limit, verdict, headers))
+    const anonymous = () => take(`ip:${clientOf(request, server)}`)
+    if (keyId === null) {
+      // A token is verified first (a signature check against cached signing keys, no store), then
+      // draws from its own bucket; a bad one is answered by the verifier (401, or 503 while keys cannot be fetched).
+      if (raw === null || !credentials.checkable(raw)) return anonymous()
+      return then(credentials.principalOf(request), (principal) => (principal ? take(`key:${principal.keyId}`) : anonymous()))
     }
-    const verdict = await limiter.take(bucket, limit)
-    if (!verdict.allowed) throw refuse(group, limit, verdict, set.headers)
-    Object.assign(set.headers, rateLimitHeaders(limit, verdict))
+    const own = () => take(`key:${keyId}`)
+    if (credentials.vouched(raw!)) return own()
+    const client = clientOf(request, server)
+    const unknown = `unknown-keys:${client}`
+    return then(limiter.peek(`${group}:${unknown}`, limit), (open) => {
+      if (!open.allowed) throw refuse(group, limit, open, headers)
+      // A bad key is answered 401 by its route, having paid from its client's bucket of unknown keys.
+      return then(lookup(request, client), (principal) => (principal ? own() : take(unknown)))
+    })
+  }
+  if (limiter.synchronous && credentials.synchronous) {
+    return plugin.onRequest(({ request, server, set }) => {
+      decide(request, server, set.headers)
+    })
+  }
+  return plugin.onRequest(async ({ request, server, set }) => {
+    await decide(request, server, set.headers)
   })
 }

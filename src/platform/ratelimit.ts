@@ -15,6 +15,8 @@ export interface Verdict {
 }
 
 export interface Limiter {
+  /** True when `take` answers at once (no I/O): the gateway's hook then never awaits. */
+  readonly synchronous?: boolean
   take(identity: string, limit: RateLimit, now?: number): Verdict | Promise<Verdict>
   /** Whether `take` would allow a request now, without taking a token or creating a bucket. */
   peek(identity: string, limit: RateLimit, now?: number): Verdict | Promise<Verdict>
@@ -38,6 +40,7 @@ interface Bucket {
 
 /** Buckets in this process: exact, no I/O. Idle buckets are swept so memory stays bounded. */
 export class MemoryLimiter implements Limiter {
+  readonly synchronous = true
   private readonly buckets = new Map<string, Bucket>()
   private lastSweep = 0
 

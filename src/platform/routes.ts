@@ -3,13 +3,13 @@
 // for the platform (route-options.ts): its rate-limit group and its body limit, and the scope
 // its `auth` macro requires.
 import type { RateGroup } from '../config'
-import type { Scope } from './keys'
+import type { Requirement } from './keys'
 import type { RouteOptions } from './route-options'
 
 interface RouteLike {
   method: string
   path: string
-  hooks?: { query?: unknown; params?: unknown; headers?: unknown; authScope?: Scope } & RouteOptions
+  hooks?: { query?: unknown; params?: unknown; headers?: unknown; authScope?: Requirement } & RouteOptions
 }
 
 interface ObjectSchema {
@@ -20,7 +20,7 @@ export class RouteTable {
   private patterns: Array<{ regex: RegExp; methods: Set<string> }> = []
   private schemas = new Map<string, Array<[location: string, schema: ObjectSchema]>>()
   private bodyLimits = new Map<string, number>()
-  private scopes = new Map<string, Scope>()
+  private scopes = new Map<string, Requirement>()
   /** Rate groups of routes without parameters, by path, and of the others by their path up to the first parameter. */
   private groupsByPath = new Map<string, RateGroup>()
   private groupsByPrefix: Array<[prefix: string, group: RateGroup]> = []
@@ -67,7 +67,7 @@ export class RouteTable {
   }
 
   /** The scope `method route` requires, if it requires credentials. */
-  scopeOf(method: string, route: string): Scope | undefined {
+  scopeOf(method: string, route: string): Requirement | undefined {
     return this.scopes.get(`${method} ${route}`)
   }
 

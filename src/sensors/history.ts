@@ -249,12 +249,16 @@ export class MemoryFeed implements Feed, Delivered {
 
   /**
    * Forgets a history to stay within the caps. Its followers here lost it: they are told the
-   * epoch its next reading will start in (a cache forgets quietly, the shared feed still has it).
+   * epoch its next reading will start in. A cache forgets quietly (the shared feed may still have
+   * it) but keeps the epoch its followers know, so a reading in another one (the shared feed
+   * forgot the topic too) tells them the history started again.
    */
   private forget(history: History): void {
     this.drop(history)
     this.evictions++
-    if (!this.cache && this.listener.follows(history.topic)) this.listener.restart(history.topic, this.promise(history.topic, crypto.randomUUID()))
+    if (!this.listener.follows(history.topic)) return
+    if (this.cache) this.promise(history.topic, history.epoch)
+    else this.listener.restart(history.topic, this.promise(history.topic, crypto.randomUUID()))
   }
 
   /** Forgets the topics nobody published to for `idleMs` (the least recently published come first); returns now. */

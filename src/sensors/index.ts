@@ -94,13 +94,14 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
       socketAuth: (enabled: boolean) => ({
         // resolve runs once per upgrade (a WS route's beforeHandle runs twice, which would spend the ticket).
         async resolve({ request, query, server }) {
-          if (!enabled) return { socketPrincipal: null as Principal | null }
+          if (!enabled) return { socketPrincipal: null as Principal | null, socketSlot: '' }
           if (!accepting() || !hub.accepting) throw new HttpError(503, 'the server is shutting down; reconnect shortly', { headers: { 'retry-after': '1' } })
           const principal = await socketPrincipal(credentials, tickets, request, (query as { ticket?: string }).ticket)
           checkOrigin(request, origins)
-          if (!sockets.admits(principal)) throw new HttpError(429, `this API key already holds ${MAX_SOCKETS_PER_KEY} sockets open; close one first`)
+          const slot = await sockets.reserve(principal)
+          if (slot === null) throw new HttpError(429, `this API key already holds ${MAX_SOCKETS_PER_KEY} sockets open; close one first`)
           hub.attach(server)
-          return { socketPrincipal: principal as Principal | null }
+          return { socketPrincipal: principal as Principal | null, socketSlot: slot }
         },
       }),
     })
@@ -188,7 +189,7 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
       body: t.Unsafe<SensorModel.ClientMessage>(t.Unknown()),
       response: t.Unsafe<SensorModel.ServerMessage>(t.Unknown()),
       open(ws) {
-        sockets.open(rawOf(ws), ws.data.socketPrincipal!)
+        sockets.open(rawOf(ws), ws.data.socketPrincipal!, ws.data.socketSlot)
       },
       message(ws, message) {
         sockets.message(rawOf(ws), message)

@@ -10,6 +10,7 @@ import type { Feed } from './feed'
 import { MemoryFeed, type HistoryOptions } from './history'
 import { SensorHub, type HubOptions } from './hub'
 import { RedisFeed } from './redis'
+import { RedisSocketSlots } from './socket-slots'
 import { startSimulator, type Simulator } from './simulator'
 import { defaultSocketLimits, SensorSockets, type SocketLimits } from './socket'
 import { MemoryTicketStore, RedisTicketStore, type TicketStore } from './tickets'
@@ -52,7 +53,11 @@ export function socketLimitsFor(config: Pick<Config, 'rateLimit' | 'rateLimits'>
 
 export function sensorFeed({ tickets, socketLimits, config, redis = null, log, lifecycle, limiter, ...options }: SensorFeedOptions = {}): SensorFeed {
   const shared = redis && config?.redisUrl
-    ? { source: new RedisFeed(redis, config.redisUrl, config.redisPrefix, options), tickets: new RedisTicketStore(redis, config.redisPrefix) }
+    ? {
+        source: new RedisFeed(redis, config.redisUrl, config.redisPrefix, options),
+        tickets: new RedisTicketStore(redis, config.redisPrefix),
+        slots: new RedisSocketSlots(redis, config.redisPrefix),
+      }
     : null
   const source = shared?.source ?? new MemoryFeed(options)
   const hub = new SensorHub(source, options)
@@ -62,7 +67,7 @@ export function sensorFeed({ tickets, socketLimits, config, redis = null, log, l
     source,
     tickets: tickets ?? shared?.tickets ?? new MemoryTicketStore({ now: options.now }),
     sockets: new SensorSockets(hub, { ...(config ? socketLimitsFor(config) : defaultSocketLimits), ...socketLimits }, options.now,
-      publishLimit && limiter ? { limiter, limit: publishLimit } : null),
+      publishLimit && limiter ? { limiter, limit: publishLimit } : null, shared?.slots ?? null),
   }
   // The shared feed is followed once the service starts (and again after every loss); memory delivers from now on.
   if (!shared) void source.listen(hub)

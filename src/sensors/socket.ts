@@ -10,6 +10,7 @@ import type { Limiter } from '../platform/ratelimit'
 import { chain, type Awaitable } from './feed'
 import type { SensorHub, Socket } from './hub'
 import { topicPattern } from './model'
+import type { RedisSocketSlots } from './socket-slots'
 
 /** Sockets one API key may hold open at once. */
 export const MAX_SOCKETS_PER_KEY = 100
@@ -24,6 +25,9 @@ export interface SocketLimits {
 }
 
 export const defaultSocketLimits: SocketLimits = { rate: 100, burst: 200, maxSubscriptions: 100 }
+
+/** How long one round of key checks may wait for the store before the next round may start. */
+const KEY_CHECK_GIVE_UP_MS = 10_000
 
 /** The rate limit socket publishes draw from: the same bucket as the key's HTTP requests on sensor routes. */
 export interface PublishLimit {
@@ -45,7 +49,14 @@ interface Session {
   refilledAt: number
   /** Messages refused in a row; past `burst` the client is ignoring the errors and is closed. */
   refused: number
+  /** Closes the socket when its credential expires (a token's exp, a key's expires_at). */
+  expiry: ReturnType<typeof setTimeout> | null
+  /** Its place among its key's sockets on every instance (with Redis), else ''. */
+  slot: string
 }
+
+// setTimeout's longest delay; a later expiry is waited for in steps.
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value) && !(value instanceof Uint8Array)
@@ -63,11 +74,21 @@ export class SensorSockets {
     readonly limits: SocketLimits = defaultSocketLimits,
     private readonly now: () => number = Date.now,
     private readonly publishLimit: PublishLimit | null = null,
+    private readonly slots: RedisSocketSlots | null = null,
   ) {}
 
-  /** Whether `principal` may open one more socket. */
-  admits(principal: Principal): boolean {
+  /** Whether `principal` may open one more socket here. */
+  private admits(principal: Principal): boolean {
     return (this.byKey.get(principal.keyId)?.sockets.size ?? 0) < MAX_SOCKETS_PER_KEY
+  }
+
+  /**
+   * Room for one more socket of `principal`'s key, before its upgrade: the slot to open it with,
+   * or null when the key holds MAX_SOCKETS_PER_KEY open already (on all instances together with Redis).
+   */
+  reserve(principal: Principal): Awaitable<string | null> {
+    if (!this.admits(principal)) return null
+    return this.slots ? this.slots.reserve(principal.keyId, MAX_SOCKETS_PER_KEY) : ''
   }
 
   /**
@@ -79,10 +100,14 @@ export class SensorSockets {
     this.keyCheck = { check, everyMs }
   }
 
-  open(ws: Socket, principal: Principal): void {
-    // Upgrades admitted at once may overshoot what `admits` saw: the extra ones are closed.
-    if (!this.admits(principal)) return ws.close(1008, `an API key may hold at most ${MAX_SOCKETS_PER_KEY} sockets open`)
-    this.sessions.set(ws, { principal, topics: new Set(), tokens: this.limits.burst, refilledAt: this.now(), refused: 0 })
+  /** A socket opened with `slot`, as `reserve` gave it. */
+  open(ws: Socket, principal: Principal, slot: string): void {
+    // Upgrades reserved at once here may overshoot what `admits` saw (the shared slots cannot): the extra ones are closed.
+    if (!slot && !this.admits(principal)) return ws.close(1008, `an API key may hold at most ${MAX_SOCKETS_PER_KEY} sockets open`)
+    if (slot) this.slots?.opened(principal.keyId, slot)
+    const session: Session = { principal, topics: new Set(), tokens: this.limits.burst, refilledAt: this.now(), refused: 0, expiry: null, slot }
+    this.sessions.set(ws, session)
+    if (principal.expiresAt != null) this.closeAtExpiry(ws, session, principal.expiresAt)
     let own = this.byKey.get(principal.keyId)
     if (!own) this.byKey.set(principal.keyId, (own = { principal, sockets: new Set() }))
     own.sockets.add(ws)
@@ -97,6 +122,8 @@ export class SensorSockets {
     const session = this.sessions.get(ws)
     this.sessions.delete(ws)
     if (session) {
+      if (session.expiry) clearTimeout(session.expiry)
+      if (session.slot) this.slots?.release(session.principal.keyId, session.slot)
       const own = this.byKey.get(session.principal.keyId)
       own?.sockets.delete(ws)
       if (own?.sockets.size === 0) this.byKey.delete(session.principal.keyId)
@@ -106,6 +133,14 @@ export class SensorSockets {
       }
     }
     this.hub.closed(ws, session?.topics ?? [])
+  }
+
+  /** A socket lives no longer than the credential it was opened with (one of a token is never checked against a store). */
+  private closeAtExpiry(ws: Socket, session: Session, expiresAt: number): void {
+    const left = expiresAt - this.now()
+    if (left <= 0) return ws.close(1008, session.principal.kind === 'token' ? 'the access token expired' : 'the API key expired')
+    session.expiry = setTimeout(() => this.closeAtExpiry(ws, session, expiresAt), Math.min(left, MAX_TIMER_MS))
+    session.expiry.unref()
   }
 
   /** One client message, as Elysia parsed it (JSON text becomes a value; anything else stays a string or Buffer). */
@@ -198,6 +233,8 @@ export class SensorSockets {
     if (this.checking || !this.keyCheck) return
     const waiting: Promise<void>[] = []
     for (const [keyId, { principal }] of this.byKey) {
+      // A token's sockets (one owner's, each token with its own exp) close at their own expiry.
+      if (principal.kind === 'token') continue
       const closeIfGone = (live: boolean) => void (live || this.closeKey(keyId))
       try {
         const live = this.keyCheck.check(principal)
@@ -210,7 +247,11 @@ export class SensorSockets {
     }
     if (waiting.length === 0) return
     this.checking = true
-    void Promise.all(waiting).finally(() => {
+    // A lookup that never settles must not stop every later round: a round gives up after a while.
+    let giveUp: Timer | undefined
+    const gaveUp = new Promise<void>((resolve) => (giveUp = setTimeout(resolve, KEY_CHECK_GIVE_UP_MS)))
+    void Promise.race([Promise.all(waiting), gaveUp]).finally(() => {
+      clearTimeout(giveUp)
       this.checking = false
     })
   }

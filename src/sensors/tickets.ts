@@ -25,6 +25,11 @@ export interface MemoryTicketOptions {
   now?: () => number
 }
 
+/** A ticket dies with the credential that minted it: at the ticket's TTL, or the credential's expiry if sooner. */
+function expiryOf(principal: Principal, end: number): number {
+  return principal.expiresAt == null ? end : Math.min(end, principal.expiresAt)
+}
+
 const ticketPattern = /^tk_[A-Za-z0-9_-]{43}$/
 
 // 256 random bits: unguessable, so possession is the proof.
@@ -52,7 +57,7 @@ export class MemoryTicketStore implements TicketStore {
     this.sweep(now)
     if (this.live.size >= this.max) this.live.delete(this.live.keys().next().value!)
     const ticket = newTicket()
-    const expiresAt = now + this.ttlMs
+    const expiresAt = expiryOf(principal, now + this.ttlMs)
     this.live.set(ticket, { principal, expiresAt })
     return { ticket, expiresAt }
   }
@@ -66,6 +71,7 @@ export class MemoryTicketStore implements TicketStore {
   }
 
   private sweep(now: number): void {
+    // In issue order, which is nearly expiry order: a ticket cut short by its credential may wait for the ones before it.
     for (const [ticket, entry] of this.live) {
       if (entry.expiresAt > now) break
       this.live.delete(ticket)
@@ -79,9 +85,11 @@ export class RedisTicketStore implements TicketStore {
 
   async issue(principal: Principal): Promise<Ticket> {
     const ticket = newTicket()
-    const expiresAt = Date.now() + this.ttlMs
-    const value = JSON.stringify({ keyId: principal.keyId, owner: principal.owner, scopes: [...principal.scopes] })
-    await this.redis.send('SET', [`${this.prefix}ticket:${ticket}`, value, 'PX', String(this.ttlMs)])
+    const now = Date.now()
+    const expiresAt = expiryOf(principal, now + this.ttlMs)
+    const { keyId, owner, scopes, expiresAt: credentialExpiresAt = null, kind } = principal
+    const value = JSON.stringify({ keyId, owner, scopes: [...scopes], expiresAt: credentialExpiresAt, kind })
+    await this.redis.send('SET', [`${this.prefix}ticket:${ticket}`, value, 'PX', String(Math.max(1, expiresAt - now))])
     return { ticket, expiresAt }
   }
 
@@ -89,7 +97,7 @@ export class RedisTicketStore implements TicketStore {
     if (!ticketPattern.test(ticket)) return null
     const value = await this.redis.getdel(`${this.prefix}ticket:${ticket}`)
     if (!value) return null
-    const { keyId, owner, scopes } = JSON.parse(value) as { keyId: string; owner: string; scopes: string[] }
-    return { keyId, owner, scopes: new Set(scopes) }
+    const { keyId, owner, scopes, expiresAt, kind } = JSON.parse(value) as { keyId: string; owner: string; scopes: string[]; expiresAt?: number | null; kind?: 'token' }
+    return { keyId, owner, scopes: new Set(scopes), expiresAt, ...(kind ? { kind } : {}) }
   }
 }

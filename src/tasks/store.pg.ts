@@ -51,11 +51,14 @@ export class PgTaskStore implements TaskStore {
     const values = { owner, now, ...fieldValues(fields) }
     if (!idempotency) return { row: await this.creates.add(values) }
     const since = now - IDEMPOTENCY_TTL_MS
-    // Outside the create's transaction, which then never holds the purge's row locks. A key claimed
-    // again meanwhile survives: the DELETE re-checks created_at on a row it had to wait for.
+    // Outside the create's transaction, which then never holds the purge's row locks, and not
+    // awaited: no create waits for it or fails with it (a failed purge is tried again at the next
+    // create). A key claimed again meanwhile survives: the DELETE re-checks created_at on a row it had to wait for.
     if (++this.insertsSincePurge >= IDEMPOTENCY_PURGE_EVERY) {
       this.insertsSincePurge = 0
-      await this.purgeIdempotent.execute({ since })
+      this.purgeIdempotent.execute({ since }).catch(() => {
+        this.insertsSincePurge = IDEMPOTENCY_PURGE_EVERY
+      })
     }
     return this.db.transaction(async (tx) => {
       // Claiming the key first makes a concurrent repeat (on any instance) wait for our commit.

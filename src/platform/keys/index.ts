@@ -5,13 +5,21 @@ import { timingSafeEqual } from 'node:crypto'
 export const SCOPES = ['tasks:read', 'tasks:write', 'sensors:read', 'sensors:write', 'predict', 'admin'] as const
 export type Scope = (typeof SCOPES)[number]
 export const DEFAULT_SCOPES: Scope[] = ['tasks:read', 'tasks:write', 'sensors:read', 'sensors:write', 'predict']
+/** The longest lifetime a key may be given (`expires_in`, `--expires`): ten years, in seconds. */
+export const MAX_KEY_LIFETIME_S = 10 * 365 * 24 * 3600
+/** Longest label, in characters. */
+export const MAX_LABEL = 200
 
 export interface KeyRecord {
   id: string
   owner: string
   hash: Uint8Array
   scopes: string
+  /** What the owner called it (`POST /v1/keys` or `keys create --label`); null when unnamed. */
+  label: string | null
   createdAt: number
+  /** Epoch milliseconds from which the key is refused, like a revoked one; null: it never expires. */
+  expiresAt: number | null
   revokedAt: number | null
 }
 
@@ -20,15 +28,26 @@ export interface Principal {
   keyId: string
   owner: string
   scopes: ReadonlySet<string>
+  /** Epoch milliseconds from which the credential is refused (a key's expires_at); absent or null: never. */
+  expiresAt?: number | null
+  /** `token`: an access token of OIDC_ISSUER (platform/oidc.ts), whose keyId names its owner and which no store revokes; absent: an API key. */
+  kind?: 'token'
 }
+
+/** What a route's `auth` requires: a scope, or `any` for any valid credential (as managing one's own keys). */
+export type Requirement = Scope | 'any'
+
+/** A row to insert: without label or expiry, it has none. */
+export type KeyInsert = Omit<KeyRecord, 'label' | 'expiresAt'> & Partial<Pick<KeyRecord, 'label' | 'expiresAt'>>
 
 export interface KeyStore {
   /** True when lookups answer at once (the embedded SQLite store): auth then runs without awaiting. */
   readonly synchronous: boolean
-  insert(record: KeyRecord): void | Promise<void>
+  insert(record: KeyInsert): void | Promise<void>
   byId(id: string): KeyRecord | undefined | Promise<KeyRecord | undefined>
+  /** The owner's keys, newest first. */
   byOwner(owner: string): KeyRecord[] | Promise<KeyRecord[]>
-  /** Marks the key revoked; false when no live key has that id. */
+  /** Marks the key revoked; false when no unrevoked key has that id. */
   revoke(id: string, at: number): boolean | Promise<boolean>
 }
 
@@ -54,30 +73,46 @@ export function isScope(value: string): value is Scope {
   return (SCOPES as readonly string[]).includes(value)
 }
 
-export function hasScope(principal: Principal, scope: Scope): boolean {
-  return principal.scopes.has(scope) || principal.scopes.has('admin')
+export function hasScope(principal: Principal, scope: Requirement): boolean {
+  return scope === 'any' || principal.scopes.has(scope) || principal.scopes.has('admin')
 }
 
-export async function createKey(store: KeyStore, owner: string, scopes: Scope[]): Promise<{ id: string; raw: string }> {
+/** Whether a stored key may be used at `now`: neither revoked nor expired. */
+export function isActive(record: KeyRecord | undefined, now: number): record is KeyRecord {
+  return record !== undefined && record.revokedAt === null && (record.expiresAt === null || record.expiresAt > now)
+}
+
+export interface NewKey {
+  label?: string | null
+  /** Epoch milliseconds; null or absent: never expires. */
+  expiresAt?: number | null
+}
+
+// created_at rises strictly within a process, so "newest first" is exact for the keys one instance creates.
+let lastCreatedAt = 0
+
+export async function createKey(store: KeyStore, owner: string, scopes: Scope[], { label = null, expiresAt = null }: NewKey = {}): Promise<{ id: string; raw: string; record: KeyRecord }> {
   const id = randomString(8)
   const raw = `tm_${id}_${randomString(40)}`
-  await store.insert({ id, owner, hash: hashKey(raw), scopes: [...new Set(scopes)].join(' '), createdAt: Date.now(), revokedAt: null })
-  return { id, raw }
+  lastCreatedAt = Math.max(Date.now(), lastCreatedAt + 1)
+  const record: KeyRecord = { id, owner, hash: hashKey(raw), scopes: [...new Set(scopes)].join(' '), label, createdAt: lastCreatedAt, expiresAt, revokedAt: null }
+  await store.insert(record)
+  return { id, raw, record }
 }
 
-/** The principal for a raw key, or null when it is malformed, unknown, revoked or wrong; synchronous when the store is. */
-export function verifyKey(store: KeyStore, raw: string): Principal | null | Promise<Principal | null> {
+/** The principal for a raw key, or null when it is malformed, unknown, revoked, expired or wrong; synchronous when the store is. */
+export function verifyKey(store: KeyStore, raw: string, now = Date.now()): Principal | null | Promise<Principal | null> {
   const match = keyPattern.exec(raw)
   if (!match) return null
   const record = store.byId(match[1]!)
-  return record instanceof Promise ? record.then((found) => check(found, raw)) : check(record, raw)
+  return record instanceof Promise ? record.then((found) => check(found, raw, now)) : check(record, raw, now)
 }
 
-function check(record: KeyRecord | undefined, raw: string): Principal | null {
+function check(record: KeyRecord | undefined, raw: string, now: number): Principal | null {
   const hash = hashKey(raw)
   if (!record || record.hash.byteLength !== hash.byteLength) return null
-  if (!timingSafeEqual(record.hash, hash) || record.revokedAt !== null) return null
-  return { keyId: record.id, owner: record.owner, scopes: new Set(record.scopes.split(' ')) }
+  if (!timingSafeEqual(record.hash, hash) || !isActive(record, now)) return null
+  return { keyId: record.id, owner: record.owner, scopes: new Set(record.scopes.split(' ')), expiresAt: record.expiresAt }
 }
 
 /** Accepts `tm_<id>`, `<id>` or a whole key. */

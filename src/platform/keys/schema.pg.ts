@@ -10,6 +10,8 @@ export const apiKeys = pgTable('api_keys', {
   owner: text('owner').notNull(),
   hash: bytea('hash').notNull(),
   scopes: text('scopes').notNull(),
+  label: text('label'),
   createdAt: millis('created_at').notNull(),
+  expiresAt: millis('expires_at'),
   revokedAt: millis('revoked_at'),
 }, (table) => [index('api_keys_owner').on(table.owner)])

@@ -9,6 +9,9 @@ export const apiKeys = sqliteTable('api_keys', {
   hash: blob('hash', { mode: 'buffer' }).notNull(),
   /** Space-separated scopes. */
   scopes: text('scopes').notNull(),
+  label: text('label'),
   createdAt: integer('created_at').notNull(),
+  /** Epoch milliseconds from which the key is refused; null: never. */
+  expiresAt: integer('expires_at'),
   revokedAt: integer('revoked_at'),
 }, (table) => [index('api_keys_owner').on(table.owner)])

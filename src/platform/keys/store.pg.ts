@@ -1,8 +1,8 @@
 // KeyStore on PostgreSQL.
-import { and, eq, isNull, sql } from 'drizzle-orm'
+import { and, desc, eq, isNull, sql } from 'drizzle-orm'
 import type { PgDb } from '../../db'
 import { apiKeys } from './schema.pg'
-import type { KeyRecord, KeyStore } from './index'
+import type { KeyInsert, KeyRecord, KeyStore } from './index'
 
 export class PgKeyStore implements KeyStore {
   readonly synchronous = false
@@ -12,7 +12,7 @@ export class PgKeyStore implements KeyStore {
     this.byIdStatement = db.select().from(apiKeys).where(eq(apiKeys.id, sql.placeholder('id'))).prepare('key_by_id')
   }
 
-  async insert(record: KeyRecord): Promise<void> {
+  async insert(record: KeyInsert): Promise<void> {
     await this.db.insert(apiKeys).values({ ...record, hash: Buffer.from(record.hash) })
   }
 
@@ -21,7 +21,7 @@ export class PgKeyStore implements KeyStore {
   }
 
   byOwner(owner: string): Promise<KeyRecord[]> {
-    return this.db.select().from(apiKeys).where(eq(apiKeys.owner, owner)).orderBy(apiKeys.createdAt)
+    return this.db.select().from(apiKeys).where(eq(apiKeys.owner, owner)).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
   }
 
   async revoke(id: string, at: number): Promise<boolean> {

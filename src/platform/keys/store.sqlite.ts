@@ -1,8 +1,8 @@
 // KeyStore on the embedded SQLite database.
-import { and, eq, isNull, sql } from 'drizzle-orm'
+import { and, desc, eq, isNull, sql } from 'drizzle-orm'
 import { apiKeys } from './schema'
 import type { SqliteDb } from '../../db'
-import type { KeyRecord, KeyStore } from './index'
+import type { KeyInsert, KeyRecord, KeyStore } from './index'
 
 const p = sql.placeholder
 
@@ -14,7 +14,7 @@ export class SqliteKeyStore implements KeyStore {
     this.byIdStatement = db.select().from(apiKeys).where(eq(apiKeys.id, p('id'))).prepare()
   }
 
-  insert(record: KeyRecord): void {
+  insert(record: KeyInsert): void {
     this.db.insert(apiKeys).values({ ...record, hash: Buffer.from(record.hash) }).run()
   }
 
@@ -23,7 +23,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   byOwner(owner: string): KeyRecord[] {
-    return this.db.select().from(apiKeys).where(eq(apiKeys.owner, owner)).orderBy(apiKeys.createdAt).all()
+    return this.db.select().from(apiKeys).where(eq(apiKeys.owner, owner)).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id)).all()
   }
 
   revoke(id: string, at: number): boolean {
