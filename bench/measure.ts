@@ -176,17 +176,32 @@ class Runner {
   }
 }
 
-/** Current ETags of every conditional path in the plans, fetched with GET (also after an interrupted run). */
+/**
+ * Current ETags of every conditional path in the plans, fetched with GET (also after an interrupted
+ * run). A run that just stopped may leave writes the generator gave up on still being applied, so
+ * the ETags are read until two reads agree: a stale one would turn every later write of its
+ * connection into a 412.
+ */
 async function refreshEtags(url: string, plans: PlannedRequest[][], etags: Map<string, string>): Promise<void> {
   const conditional = new Map<string, string>()
   for (const plan of plans) for (const r of plan) if (r.conditional) conditional.set(r.path, r.headers['X-API-Key'] ?? '')
-  await Promise.all([...conditional].map(async ([path, key]) => {
+  if (conditional.size === 0) return
+  const read = async () => new Map(await Promise.all([...conditional].map(async ([path, key]) => {
     const response = await fetch(`${url}${path}`, { headers: { 'X-API-Key': key } })
     await response.arrayBuffer()
     const etag = response.headers.get('etag')
     if (response.status !== 200 || !etag) throw new Error(`GET ${path} for its ETag answered ${response.status}`)
-    etags.set(path, etag)
-  }))
+    return [path, etag] as const
+  })))
+  let current = await read()
+  for (let attempt = 0; attempt < 20; attempt++) {
+    await Bun.sleep(25)
+    const again = await read()
+    const settled = [...again].every(([path, etag]) => current.get(path) === etag)
+    current = again
+    if (settled) break
+  }
+  for (const [path, etag] of current) etags.set(path, etag)
 }
 
 /**

@@ -1,11 +1,16 @@
 // Prometheus metrics (prom-client) and one structured access-log line per request. What every
 // request adds is kept in plain numbers (tallies.ts) that the registry reads at scrape time.
 import { Elysia, t } from 'elysia'
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+// prom-client's parts, not its index: the index also loads its Pushgateway (node's http and https
+// clients), about 8 MB of resident memory the service never uses.
+import Counter from 'prom-client/lib/counter'
+import Gauge from 'prom-client/lib/gauge'
+import Registry from 'prom-client/lib/registry'
 import { accessLog, type Logger } from './logger'
+import { processMetrics } from './process-metrics'
 import { readThrough, Tallies } from './tallies'
 
-// prom-client's defaults include these sums of the per-type gauges of the same name without
+// prom-client's defaults (process-metrics.ts) include these sums of the per-type gauges of the same name without
 // `_total`; a gauge must not end in `_total` (that suffix names a counter), so they are left out.
 const misnamedDefaults = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
 
@@ -25,7 +30,7 @@ export class Telemetry {
   })
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry })
+    processMetrics(this.registry, (name, help, read) => this.total(name, help, read))
     for (const name of misnamedDefaults) this.registry.removeSingleMetric(name)
     this.gauge('http_requests_in_flight', 'HTTP requests being handled', () => this.inFlight)
   }

@@ -7,11 +7,12 @@ import type { Principal } from '../platform/keys'
 import type { Telemetry } from '../platform/observability'
 import { routeOptions } from '../platform/route-options'
 import { dashboard } from './dashboard'
-import type { SensorHub, Socket } from './hub'
+import type { SensorHub } from './hub'
 import { MAX_DATA_BYTES, SensorModel, topicOf } from './model'
 import { sensorMetrics, type SensorFeed } from './setup'
-import { defaultSocketLimits, MAX_SOCKETS_PER_KEY } from './socket'
+import { defaultSocketLimits, MAX_SOCKETS_PER_KEY, type Connection } from './socket'
 import type { TicketStore } from './tickets'
+import { socketAdapter } from './upgrade'
 
 export { SensorHub } from './hub'
 export { sensorFeed, socketLimitsFor, type SensorFeed, type SensorFeedOptions } from './setup'
@@ -52,9 +53,6 @@ export interface SensorDeps {
 
 const realm = 'Bearer realm="taskmesh"'
 
-// Elysia types `raw` with its own older copy of Bun's ServerWebSocket (no getBufferedAmount); it is Bun's.
-const rawOf = (ws: { raw: unknown }) => ws.raw as Socket
-
 /** The principal of an upgrade: a one-use `?ticket=` of a key still standing, else the key headers; sensors:read either way. */
 async function socketPrincipal(credentials: Credentials, tickets: TicketStore, request: Request, ticket: string | undefined): Promise<Principal> {
   if (ticket === undefined) return credentials.authenticate(request, 'sensors:read')
@@ -87,21 +85,22 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
   // Within the key cache's window, as for requests: a revoked key's sockets close about as soon as its requests fail.
   sockets.checkKeys((principal) => credentials.isLive(principal), KEY_CACHE_MS / 2)
   const socketProblems = problemResponses(401, 403, 422, 426, 429, 500, 503)
-  const api = new Elysia({ name: 'sensors/api', prefix: '/v1/sensors', tags: ['sensors'] })
+  // socketAdapter: an open socket keeps only its Connection as its data (upgrade.ts).
+  const api = new Elysia({ name: 'sensors/api', prefix: '/v1/sensors', tags: ['sensors'], adapter: socketAdapter })
     .use(auth(credentials))
     .use(routeOptions)
     .macro({
       socketAuth: (enabled: boolean) => ({
         // resolve runs once per upgrade (a WS route's beforeHandle runs twice, which would spend the ticket).
         async resolve({ request, query, server }) {
-          if (!enabled) return { socketPrincipal: null as Principal | null, socketSlot: '' }
+          if (!enabled) return { socketData: null as Connection | null }
           if (!accepting() || !hub.accepting) throw new HttpError(503, 'the server is shutting down; reconnect shortly', { headers: { 'retry-after': '1' } })
           const principal = await socketPrincipal(credentials, tickets, request, (query as { ticket?: string }).ticket)
           checkOrigin(request, origins)
           const slot = await sockets.reserve(principal)
           if (slot === null) throw new HttpError(429, `this API key already holds ${MAX_SOCKETS_PER_KEY} sockets open; close one first`)
           hub.attach(server)
-          return { socketPrincipal: principal as Principal | null, socketSlot: slot }
+          return { socketData: sockets.connection(principal, slot) as Connection | null }
         },
       }),
     })
@@ -188,15 +187,7 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
       // Types for Eden only: the hub checks every message itself and answers errors in-band.
       body: t.Unsafe<SensorModel.ClientMessage>(t.Unknown()),
       response: t.Unsafe<SensorModel.ServerMessage>(t.Unknown()),
-      open(ws) {
-        sockets.open(rawOf(ws), ws.data.socketPrincipal!, ws.data.socketSlot)
-      },
-      message(ws, message) {
-        sockets.message(rawOf(ws), message)
-      },
-      close(ws) {
-        sockets.close(rawOf(ws))
-      },
+      // No open/message/close here: the socket's Connection takes its events (upgrade.ts, socket.ts).
       // OpenAPI cannot describe a WebSocket; GET /v1/sensors/ws above documents the upgrade and the protocol.
       detail: {
         summary: 'The sensor feed socket (see GET /v1/sensors/ws)',

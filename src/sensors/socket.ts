@@ -11,6 +11,7 @@ import { chain, type Awaitable } from './feed'
 import type { SensorHub, Socket } from './hub'
 import { topicPattern } from './model'
 import type { RedisSocketSlots } from './socket-slots'
+import type { SocketData } from './upgrade'
 
 /** Sockets one API key may hold open at once. */
 export const MAX_SOCKETS_PER_KEY = 100
@@ -61,6 +62,36 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value) && !(value instanceof Uint8Array)
 
+/**
+ * What an open socket keeps as its data (upgrade.ts): its principal and slot, and the handlers
+ * Bun's events reach it through — one small object per socket instead of Elysia's request context.
+ */
+export class Connection implements SocketData {
+  constructor(private readonly sockets: SensorSockets, readonly principal: Principal, readonly slot: string) {}
+
+  open(ws: Socket): void {
+    this.sockets.open(ws, this.principal, this.slot)
+  }
+
+  message(ws: Socket, message: string | Buffer): void {
+    this.sockets.message(ws, parse(message))
+  }
+
+  close(ws: Socket): void {
+    this.sockets.close(ws)
+  }
+}
+
+/** A text frame holding a JSON object as its value; anything else as it came (which `message` answers with bad_json). */
+function parse(message: string | Buffer): unknown {
+  if (typeof message !== 'string' || message.charCodeAt(0) !== 0x7b) return message
+  try {
+    return JSON.parse(message)
+  } catch {
+    return message
+  }
+}
+
 export class SensorSockets {
   private readonly sessions = new Map<Socket, Session>()
   /** Open sockets by key id, with a principal of that key (to check it again). */
@@ -76,6 +107,11 @@ export class SensorSockets {
     private readonly publishLimit: PublishLimit | null = null,
     private readonly slots: RedisSocketSlots | null = null,
   ) {}
+
+  /** The data of a socket about to open for `principal` with `slot` (as `reserve` gave it). */
+  connection(principal: Principal, slot: string): Connection {
+    return new Connection(this, principal, slot)
+  }
 
   /** Whether `principal` may open one more socket here. */
   private admits(principal: Principal): boolean {
