@@ -212,6 +212,38 @@ describe.skipIf(!needs('redis'))('sockets per API key, with REDIS_URL', () => {
   })
 })
 
+describe('an upgrade that cannot complete', () => {
+  const noHandshake = (base: string, query = '', headers: Record<string, string> = {}) =>
+    fetch(`${base}/v1/sensors/ws${query}`, { headers: { upgrade: 'websocket', connection: 'Upgrade', ...headers } })
+
+  test('is a 400 problem before anything is spent: its ticket still opens a socket, its key keeps its places', async () => {
+    await using t = await sensorApp()
+    const url = t.listen()
+    const key = await t.key()
+    const ticket = await ticketFor(t, key)
+    const refused = await noHandshake(url, `?ticket=${ticket}`)
+    expect(refused.status).toBe(400)
+    expect((await problemOf(refused)).detail).toContain('Sec-WebSocket-Key')
+    for (let i = 0; i < MAX_SOCKETS_PER_KEY + 5; i++) expect((await noHandshake(url, '', { 'x-api-key': key })).status).toBe(400)
+    const byTicket = await TestSocket.open(wsUrl(url, `?ticket=${ticket}`))
+    await byTicket.sync()
+    const open = await Promise.all(Array.from({ length: MAX_SOCKETS_PER_KEY - 1 }, () => keySocket(url, key)))
+    expect(t.feed.hub.connections).toBe(MAX_SOCKETS_PER_KEY)
+    for (const socket of [byTicket, ...open]) socket.close()
+  })
+
+  test('from a foreign origin does not spend the ticket it carries', async () => {
+    await using t = await sensorApp()
+    const url = t.listen()
+    const key = await t.key()
+    const ticket = await ticketFor(t, key)
+    expect((await upgradeRequest(url, `?ticket=${ticket}`, { origin: 'http://evil.example' })).status).toBe(403)
+    const socket = await TestSocket.open(wsUrl(url, `?ticket=${ticket}`))
+    await socket.sync()
+    socket.close()
+  })
+})
+
 describe('socket publishes and the rate limit', () => {
   /** An app whose gateway and sockets share one limiter on a frozen clock: no token comes back during a test. */
   async function limitedApp(env: Record<string, string>) {

@@ -355,6 +355,6 @@ describe('OpenAPI', () => {
     expect(Object.keys(publish.responses).sort()).toEqual(['202', '400', '401', '403', '413', '415', '422', '429', '500'])
     expect(publish.requestBody).toBeDefined()
     expect(Object.keys(doc.paths['/v1/sensors/tickets']!.post!.responses).sort()).toEqual(['201', '401', '403', '429', '500'])
-    expect(Object.keys(doc.paths['/v1/sensors/ws']!.get!.responses).sort()).toEqual(['101', '401', '403', '422', '426', '429', '500', '503'])
+    expect(Object.keys(doc.paths['/v1/sensors/ws']!.get!.responses).sort()).toEqual(['101', '400', '401', '403', '422', '426', '429', '500', '503'])
   })
 })

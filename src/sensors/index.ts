@@ -53,16 +53,41 @@ export interface SensorDeps {
 
 const realm = 'Bearer realm="taskmesh"'
 
-/** The principal of an upgrade: a one-use `?ticket=` of a key still standing, else the key headers; sensors:read either way. */
-async function socketPrincipal(credentials: Credentials, tickets: TicketStore, request: Request, ticket: string | undefined): Promise<Principal> {
-  if (ticket === undefined) return credentials.authenticate(request, 'sensors:read')
+/** A credential past its expiry (a token within its verification leeway) mints no ticket and opens no socket. */
+function unexpired(principal: Principal): Principal {
+  if (principal.expiresAt == null || principal.expiresAt > Date.now()) return principal
+  throw new HttpError(401, `the ${principal.kind === 'token' ? 'access token' : 'API key'} has expired`, {
+    headers: { 'www-authenticate': `${realm}, error="invalid_token"` },
+  })
+}
+
+/**
+ * A browser's handshake has both; without them Bun cannot upgrade, so nothing may be spent on the
+ * request (a ticket, a socket slot) before they are checked.
+ */
+function checkHandshake(request: Request): void {
+  if (request.headers.get('sec-websocket-key') && request.headers.get('sec-websocket-version') === '13') return
+  throw new HttpError(400, 'a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13')
+}
+
+/**
+ * The principal of an upgrade: a one-use `?ticket=` of a credential still standing, else the key
+ * headers; sensors:read either way. A ticket is spent only once the Origin check passed.
+ */
+async function socketPrincipal(credentials: Credentials, tickets: TicketStore, request: Request, ticket: string | undefined, origins: readonly string[]): Promise<Principal> {
+  if (ticket === undefined) {
+    const principal = unexpired(await credentials.authenticate(request, 'sensors:read'))
+    checkOrigin(request, origins)
+    return principal
+  }
+  checkOrigin(request, origins)
   const principal = await tickets.redeem(ticket)
   if (!principal || !(await credentials.isLive(principal))) {
     throw new HttpError(401, 'the ticket is unknown, expired or already used, or its API key was revoked; get a new one with POST /v1/sensors/tickets', {
       headers: { 'www-authenticate': `${realm}, error="invalid_token"` },
     })
   }
-  return principal
+  return unexpired(principal)
 }
 
 /** A browser page of another origin may not open the socket with a key it got hold of (cross-site WebSocket hijacking). */
@@ -84,7 +109,7 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
   sensorMetrics(telemetry, feed)
   // Within the key cache's window, as for requests: a revoked key's sockets close about as soon as its requests fail.
   sockets.checkKeys((principal) => credentials.isLive(principal), KEY_CACHE_MS / 2)
-  const socketProblems = problemResponses(401, 403, 422, 426, 429, 500, 503)
+  const socketProblems = problemResponses(400, 401, 403, 422, 426, 429, 500, 503)
   // socketAdapter: an open socket keeps only its Connection as its data (upgrade.ts).
   const api = new Elysia({ name: 'sensors/api', prefix: '/v1/sensors', tags: ['sensors'], adapter: socketAdapter })
     .use(auth(credentials))
@@ -95,8 +120,8 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
         async resolve({ request, query, server }) {
           if (!enabled) return { socketData: null as Connection | null }
           if (!accepting() || !hub.accepting) throw new HttpError(503, 'the server is shutting down; reconnect shortly', { headers: { 'retry-after': '1' } })
-          const principal = await socketPrincipal(credentials, tickets, request, (query as { ticket?: string }).ticket)
-          checkOrigin(request, origins)
+          checkHandshake(request)
+          const principal = await socketPrincipal(credentials, tickets, request, (query as { ticket?: string }).ticket, origins)
           const slot = await sockets.reserve(principal)
           if (slot === null) throw new HttpError(429, `this API key already holds ${MAX_SOCKETS_PER_KEY} sockets open; close one first`)
           hub.attach(server)
@@ -144,7 +169,7 @@ export function sensors({ feed, credentials, telemetry, accepting = () => true, 
       },
     })
     .post('/tickets', async ({ principal, set }) => {
-      const { ticket, expiresAt } = await tickets.issue(principal)
+      const { ticket, expiresAt } = await tickets.issue(unexpired(principal))
       set.status = 201
       set.headers['cache-control'] = 'no-store'
       return { ticket, expires_at: new Date(expiresAt).toISOString() }

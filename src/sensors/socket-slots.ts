@@ -59,12 +59,13 @@ export class RedisSocketSlots {
     }
   }
 
-  /** Frees the slot of a socket that closed. */
+  /** Frees a slot: its socket closed, or its upgrade did not happen. */
   release(keyId: string, slot: string): void {
     const slots = this.held.get(keyId)
-    if (!slots?.delete(slot)) return
-    if (slots.size === 0) this.held.delete(keyId)
-    if (this.held.size === 0) this.stop()
+    if (slots?.delete(slot)) {
+      if (slots.size === 0) this.held.delete(keyId)
+      if (this.held.size === 0) this.stop()
+    }
     // Best effort: a slot Redis did not hear about lapses by itself.
     this.redis.send('ZREM', [this.keyOf(keyId), slot]).catch(() => {})
   }

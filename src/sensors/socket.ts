@@ -80,6 +80,10 @@ export class Connection implements SocketData {
   close(ws: Socket): void {
     this.sockets.close(ws)
   }
+
+  abandon(): void {
+    this.sockets.abandon(this.principal, this.slot)
+  }
 }
 
 /** A text frame holding a JSON object as its value; anything else as it came (which `message` answers with bad_json). */
@@ -107,6 +111,11 @@ export class SensorSockets {
     private readonly publishLimit: PublishLimit | null = null,
     private readonly slots: RedisSocketSlots | null = null,
   ) {}
+
+  /** Gives back the slot of an upgrade that did not happen. */
+  abandon(principal: Principal, slot: string): void {
+    if (slot) this.slots?.release(principal.keyId, slot)
+  }
 
   /** The data of a socket about to open for `principal` with `slot` (as `reserve` gave it). */
   connection(principal: Principal, slot: string): Connection {

@@ -2,12 +2,15 @@
 // object as the socket's data. Elysia's own keeps the whole request context (the Request, its
 // headers, the query) and six closures over it per socket, about 4 KiB each, for as long as it is open.
 import type { ServerWebSocket } from 'bun'
-import { status, type AnyElysia } from 'elysia'
+import type { AnyElysia } from 'elysia'
 import { BunAdapter } from 'elysia/adapter/bun'
 import type { AnyWSLocalHook } from 'elysia/ws/types'
+import { HttpError } from '../platform/errors'
 
 /** What a socket keeps as its data: Elysia's server-wide websocket handlers call its methods for each event. */
 export interface SocketData {
+  /** The upgrade did not happen: whatever was set aside for the socket is given back. */
+  abandon(): void
   open(ws: ServerWebSocket<SocketData>): void
   message(ws: ServerWebSocket<SocketData>, message: string | Buffer): void
   close(ws: ServerWebSocket<SocketData>, code: number, reason: string): void
@@ -33,7 +36,8 @@ export const socketAdapter: typeof BunAdapter = {
       const { server, request, set, socketData } = context as unknown as UpgradeContext
       const headers = Object.keys(set.headers).length > 0 ? set.headers : undefined
       if (server?.upgrade(request, { headers, data: socketData })) return
-      return status(400, 'Expected a websocket connection')
+      socketData.abandon()
+      throw new HttpError(400, 'the WebSocket handshake could not be completed')
     }, hooks)
   },
 }
