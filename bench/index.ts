@@ -14,7 +14,7 @@ import { cores, hasTaskset, killAll, pin, type Server, stopAll } from './process
 import { loadFloors, profileDir, runMeta, verdict, writeProfileSummary, writeResults } from './results.ts'
 import { type Issuer, startIssuer } from './issuer.ts'
 import { planFor, seedService } from './seed.ts'
-import { startCeiling, startLeastWork, startService } from './targets.ts'
+import { benchModels, startCeiling, startLeastWork, startService } from './targets.ts'
 
 const runStart = performance.now()
 const postgresServer = process.env.BENCH_POSTGRES_URL ?? DEFAULT_POSTGRES
@@ -98,7 +98,8 @@ async function main(): Promise<number> {
   const plan = planFor(options.smoke, options.connections + SPARE_PLANS)
   // Only a run with a token scenario configures OIDC_ISSUER, so the key scenarios alone measure the service as it was.
   const tokens = options.scenarios.some((scenario) => scenario.tokens) ? issuer = await startIssuer() : null
-  const { service, seed } = await seedService(plan, db.url, () => launched(startService(options, db.url, serverCore, profileDir, tokens?.env)), controller.signal)
+  const modelsDir = benchModels(scratch)
+  const { service, seed } = await seedService(plan, db.url, () => launched(startService(options, db.url, serverCore, profileDir, { ...tokens?.env, MODELS_DIR: modelsDir })), controller.signal)
   if (tokens) for (const owner of seed.owners) owner.token = await tokens.sign(owner.name)
   const ceiling = await launched(startCeiling(service, seed, scratch, serverCore))
   const leastWork = await launched(startLeastWork(service, seed, scratch, serverCore))

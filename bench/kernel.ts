@@ -1,10 +1,15 @@
 // Micro-benchmark of the WASM kernel against the plain TypeScript reference, in one process:
-// rows/s per model and batch size, and the kernel's targets on the diabetes MLP. `bun bench/kernel.ts`
-// prints both (`--check` exits 1 when a target is missed); `runKernelBench` and `runKernelTargets` return data.
+// rows/s per model and batch size (dense nets, and the 100-tree XGBoost booster against the plain
+// TypeScript traversal), and the kernel's targets on the diabetes MLP and on the trees at batch 1 000.
+// `bun bench/kernel.ts` prints both (`--check` exits 1 when a target is missed); `runKernelBench`,
+// `runKernelTargets` and `runTreeTarget` return data.
 import { join } from 'node:path'
 import { type CompiledNet, type DenseLayer, type Fill, Kernel, fillFrom } from '../src/inference/kernel.ts'
-import { type MlpModel, mlpLayers } from '../src/inference/model-file.ts'
+import { fromXgboost } from '../src/inference/formats/xgboost.ts'
+import { type MlpModel, mlpLayers, parseModel } from '../src/inference/model-file.ts'
+import type { TreesSpec } from '../src/inference/model-trees.ts'
 import { compileReference } from './reference.ts'
+import { compileTreesReference } from './reference-trees.ts'
 import { mulberry32 as prng } from './prng.ts'
 
 /**
@@ -35,6 +40,8 @@ export interface KernelBenchResult {
 export const KERNEL_TARGETS = {
   /** kernel rows/s ÷ TypeScript rows/s at batch 10 000, at least */
   speedup: 5,
+  /** trees: kernel rows/s ÷ the TypeScript traversal's at batch 1 000, at least */
+  treeSpeedup: 2,
   /** kernel time per row at batch 10 000 ÷ at batch 100, at most: big batches are never slower per row */
   perRowRatio: 1,
 } as const
@@ -65,7 +72,18 @@ export interface KernelTargets {
 
 interface BenchModel {
   name: string
-  layers: DenseLayer[]
+  /** The kernel's net and the TypeScript reference of the same model. */
+  nets(kernel: Kernel): [CompiledNet, CompiledNet]
+}
+
+const denseModel = (name: string, layers: DenseLayer[]): BenchModel => ({ name, nets: (kernel) => [kernel.compile(layers), compileReference(layers)] })
+
+/** The 100-tree booster of the tree scenarios, as the service converts it. */
+async function treeModel(): Promise<BenchModel> {
+  const raw: unknown = await Bun.file(join(import.meta.dir, 'models/diabetes-xgb.xgb.json')).json()
+  const spec = parseModel(fromXgboost(raw, 'diabetes-xgb', '1'), 'diabetes-xgb') as TreesSpec & { features: readonly string[] }
+  const n = spec.features.length
+  return { name: 'diabetes-xgb (100 trees)', nets: (kernel) => [kernel.compileTrees(spec, n), compileTreesReference(spec, n)] }
 }
 
 async function benchModels(): Promise<BenchModel[]> {
@@ -76,10 +94,7 @@ async function benchModels(): Promise<BenchModel[]> {
     bias: [0.5],
     activation: 'identity',
   }
-  return [
-    { name: 'diabetes-mlp (10→32→16→1)', layers: mlpLayers(mlp) },
-    { name: 'linear-256', layers: [linear] },
-  ]
+  return [denseModel('diabetes-mlp (10→32→16→1)', mlpLayers(mlp)), denseModel('linear-256', [linear]), await treeModel()]
 }
 
 interface Case {
@@ -145,7 +160,8 @@ function largestError(a: Float64Array, b: Float64Array): number {
 function prepare(name: string, nets: [CompiledNet, CompiledNet], batch: number, input: InputSource): [Case, Case] {
   const nIn = nets[0].nIn
   const rand = prng(nIn)
-  const rows = Array.from({ length: batch }, () => Array.from({ length: nIn }, () => rand() * 4 - 2))
+  // Within the trees' range too: the diabetes features are scaled to about ±0.1.
+  const rows = Array.from({ length: batch }, () => Array.from({ length: nIn }, () => (rand() * 4 - 2) * (name.includes('trees') ? 0.05 : 1)))
   const packed = Float64Array.from(rows.flat())
   const fill: Fill = input === 'rows' ? fillFrom(rows) : (x, first, count) => x.set(packed.subarray(first * nIn, (first + count) * nIn))
   // Benchmarking wrong code is worse than no benchmark.
@@ -159,8 +175,8 @@ export async function runKernelBench(opts: KernelBenchOptions = {}): Promise<Ker
   const kernel = await Kernel.load()
   const results: KernelBenchResult[] = []
   for (const model of await benchModels()) {
-    const nets: [CompiledNet, CompiledNet] = [kernel.compile(model.layers), compileReference(model.layers)]
-    for (const batch of batches) {
+    const nets = model.nets(kernel)
+    for (const batch of [...new Set([...batches, ...(model.name.includes('trees') ? [1000] : [])])]) {
       for (const input of inputs) {
         const [k, t] = sampleRates(prepare(model.name, nets, batch, input), 2 * seconds, warmupSeconds) as [number[], number[]]
         results.push({
@@ -183,7 +199,7 @@ export async function runKernelTargets(opts: KernelTargetOptions = {}): Promise<
   const { seconds = 3, warmupSeconds = 0.3, input = 'packed' } = opts
   const kernel = await Kernel.load()
   const model = (await benchModels())[0]!
-  const nets: [CompiledNet, CompiledNet] = [kernel.compile(model.layers), compileReference(model.layers)]
+  const nets = model.nets(kernel)
   const [k100, t100] = prepare(model.name, nets, 100, input)
   const [k10k, t10k] = prepare(model.name, nets, 10_000, input)
   // This order puts each pair a ratio needs side by side: TS 10k next to kernel 10k, kernel 10k next to kernel 100.
@@ -210,6 +226,28 @@ export async function runKernelTargets(opts: KernelTargetOptions = {}): Promise<
   }
 }
 
+export interface TreeTarget {
+  model: string
+  input: InputSource
+  kernel1k: number
+  typescript1k: number
+  /** kernel / TypeScript traversal at batch 1 000 (median of per-round ratios); passes at ≥ KERNEL_TARGETS.treeSpeedup */
+  speedup1k: number
+  pass: boolean
+}
+
+/** The 100-tree booster at batch 1 000, kernel and TypeScript traversal taking turns, against KERNEL_TARGETS.treeSpeedup. */
+export async function runTreeTarget(opts: KernelTargetOptions = {}): Promise<TreeTarget> {
+  const { seconds = 3, warmupSeconds = 0.3, input = 'packed' } = opts
+  const kernel = await Kernel.load()
+  const model = await treeModel()
+  const nets = model.nets(kernel)
+  const [k, ts] = sampleRates(prepare(model.name, nets, 1000, input), seconds, warmupSeconds) as [number[], number[]]
+  kernel.release(nets[0])
+  const speedup1k = pairedRatio(k, ts)
+  return { model: model.name, input, kernel1k: median(k), typescript1k: median(ts), speedup1k, pass: speedup1k >= KERNEL_TARGETS.treeSpeedup }
+}
+
 if (import.meta.main) {
   const perSec = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`)
   console.table((await runKernelBench()).map((r) => ({
@@ -225,5 +263,8 @@ if (import.meta.main) {
   console.log(`\ntargets, ${t.model}, ${t.input} inputs, rows/s: kernel ${perSec(t.kernel100)} at 100, ${perSec(t.kernel10k)} at 10 000; typescript ${perSec(t.typescript100)} at 100, ${perSec(t.typescript10k)} at 10 000`)
   console.log(`  kernel / typescript at 10 000: ${t.speedup10k.toFixed(2)}x (≥ ${KERNEL_TARGETS.speedup}x) ${verdict(t.pass.speedup)}`)
   console.log(`  per row, 10 000 / 100:        ${t.perRowRatio.toFixed(3)} (≤ ${KERNEL_TARGETS.perRowRatio}) ${verdict(t.pass.perRow)}`)
-  if (process.argv.includes('--check') && t.failures.length > 0) process.exitCode = 1
+  const trees = await runTreeTarget()
+  console.log(`\ntrees, ${trees.model}, ${trees.input} inputs, batch 1 000, rows/s: kernel ${perSec(trees.kernel1k)}, typescript ${perSec(trees.typescript1k)}`)
+  console.log(`  kernel / typescript traversal: ${trees.speedup1k.toFixed(2)}x (≥ ${KERNEL_TARGETS.treeSpeedup}x) ${verdict(trees.pass)}`)
+  if (process.argv.includes('--check') && (t.failures.length > 0 || !trees.pass)) process.exitCode = 1
 }

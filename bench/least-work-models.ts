@@ -2,10 +2,12 @@
 // (MODELS_DIR), checked by the service's parseModel and compiled into the same WASM Kernel; per
 // request, parse the JSON, write the rows into the kernel's input (numbers checked on the way),
 // run the net, stringify { model, version, predictions }. Regressors only: the predict scenarios
-// use no classifier, so files with classes are left out.
+// use no classifier, so files with classes are left out. Boosters (NAME.xgb.json) are converted as
+// the service converts them.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type CompiledNet, type Fill, Kernel } from '../src/inference/kernel.ts'
+import { fromXgboost } from '../src/inference/formats/xgboost.ts'
 import { modelLayers, parseModel } from '../src/inference/model-file.ts'
 import { bodyOf, json, problem } from './least-work-http.ts'
 import type { OwnerOf } from './least-work-tasks.ts'
@@ -26,11 +28,14 @@ export async function loadModels(dir: string): Promise<Map<string, Served>> {
   const kernel = await Kernel.load()
   const models = new Map<string, Served>()
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
-    const name = file.slice(0, -'.json'.length)
-    const model = parseModel(JSON.parse(readFileSync(join(dir, file), 'utf8')), name)
-    if (model.kind !== 'linear' && !(model.kind === 'mlp' && model.classes === undefined)) continue
+    const booster = file.endsWith('.xgb.json')
+    const name = file.slice(0, -(booster ? '.xgb.json' : '.json').length)
+    const raw: unknown = JSON.parse(readFileSync(join(dir, file), 'utf8'))
+    const model = parseModel(booster ? fromXgboost(raw, name, '1') : raw, name)
+    if (model.kind !== 'linear' && !((model.kind === 'mlp' || model.kind === 'trees') && model.classes === undefined)) continue
     const columns = new Map(model.features.map((feature, i) => [feature, i]))
-    models.set(name, { name, version: model.version, features: model.features, columns, net: kernel.compile(modelLayers(model)) })
+    const net = model.kind === 'trees' ? kernel.compileTrees(model, model.features.length) : kernel.compile(modelLayers(model))
+    models.set(name, { name, version: model.version, features: model.features, columns, net })
   }
   return models
 }

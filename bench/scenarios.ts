@@ -143,6 +143,26 @@ function predictBatch(owner: SeedOwner, index: number): PlannedRequest {
   return { method: 'POST', path: '/v1/models/diabetes-mlp/predict', headers: { ...auth(owner), ...json }, body: JSON.stringify({ instances }) }
 }
 
+/** The 100-tree XGBoost booster of the tree scenarios (bench/models/diabetes-xgb.xgb.json) and its features. */
+const TREE_MODEL = 'diabetes-xgb'
+const TREE_FEATURES = ['age', 'sex', 'bmi', 'bp', 's1', 's2', 's3', 's4', 's5', 's6']
+
+/** POST /v1/models/diabetes-xgb/predict with one row by name (values scaled as the diabetes data is); 16 rows rotating per connection. */
+function predictTree(owner: SeedOwner, index: number): PlannedRequest[] {
+  return Array.from({ length: 16 }, (_, i) => {
+    const values = featureValues(index * 16 + i + 1, TREE_FEATURES.length)
+    const features = Object.fromEntries(TREE_FEATURES.map((name, j) => [name, values[j]! * 0.05]))
+    return { method: 'POST', path: `/v1/models/${TREE_MODEL}/predict`, headers: { ...auth(owner), ...json }, body: JSON.stringify({ features }) }
+  })
+}
+
+/** POST /v1/models/diabetes-xgb/predict with 100 positional rows. */
+function predictTreeBatch(owner: SeedOwner, index: number): PlannedRequest {
+  const values = featureValues(index + 1, 100 * 10).map((v) => v * 0.05)
+  const instances = Array.from({ length: 100 }, (_, r) => values.slice(r * 10, r * 10 + 10))
+  return { method: 'POST', path: `/v1/models/${TREE_MODEL}/predict`, headers: { ...auth(owner), ...json }, body: JSON.stringify({ instances }) }
+}
+
 export const scenarios: Scenario[] = [
   {
     name: 'get-by-id',
@@ -217,6 +237,22 @@ export const scenarios: Scenario[] = [
     expect: [200],
     connection(index, { seed }) {
       return predictSingle(ownerOf(index, seed).owner, index)
+    },
+  },
+  {
+    name: 'predict-tree',
+    description: 'POST /v1/models/diabetes-xgb/predict with one row by feature name (an XGBoost booster as saved, 100 trees, in the WASM kernel)',
+    expect: [200],
+    connection(index, { seed }) {
+      return predictTree(ownerOf(index, seed).owner, index)
+    },
+  },
+  {
+    name: 'predict-tree-batch',
+    description: 'POST /v1/models/diabetes-xgb/predict with 100 positional rows (100 XGBoost trees in the WASM kernel)',
+    expect: [200],
+    connection(index, { seed }) {
+      return [predictTreeBatch(ownerOf(index, seed).owner, index)]
     },
   },
   {

@@ -1,7 +1,7 @@
 // The three servers the HTTP scenarios run against: the service (`bun src/index.ts` on the run's
 // scratch database, as the options configure it), bench/least-work.ts on a copy of its seeded
 // rows, and bench/ceiling.ts answering with the same shapes and sizes.
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { exportSeed } from './least-work-data.ts'
 import type { Options } from './options.ts'
@@ -11,6 +11,19 @@ import type { Seed } from './seed.ts'
 const benchDir = import.meta.dir
 const root = resolve(benchDir, '..')
 const redisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/**
+ * The models both servers load: models/ plus the bench's own (bench/models: the 100-tree XGBoost
+ * booster of the tree scenarios), copied into `dir`/models. Answers that folder.
+ */
+export function benchModels(dir: string): string {
+  const models = join(dir, 'models')
+  mkdirSync(models, { recursive: true })
+  for (const from of [join(root, 'models'), join(benchDir, 'models')]) {
+    for (const file of readdirSync(from).filter((f) => f.endsWith('.json'))) copyFileSync(join(from, file), join(models, file))
+  }
+  return models
+}
 
 /** The service on `core` (unless it runs several workers), with the CPU profile going to `profileDir`. */
 export async function startService(options: Options, databaseUrl: string, core: number | null, profileDir: string, extraEnv: Record<string, string> = {}): Promise<Server> {
@@ -57,7 +70,7 @@ export async function startLeastWork(service: Server, seed: Seed, dir: string, c
   const tasks = await exportSeed(service.url, seed, fixtures)
   const server = await startServer('least-work', pinned([process.execPath, join(benchDir, 'least-work.ts')], core), {
     cwd: root,
-    env: { PORT: '0', HOST: '127.0.0.1', LEAST_WORK_FIXTURES: fixtures, LEAST_WORK_DB: join(dir, 'least-work.sqlite'), MODELS_DIR: join(root, 'models') },
+    env: { PORT: '0', HOST: '127.0.0.1', LEAST_WORK_FIXTURES: fixtures, LEAST_WORK_DB: join(dir, 'least-work.sqlite'), MODELS_DIR: benchModels(dir) },
     timeoutMs: 60_000,
   })
   console.log(`least work: ${tasks.toLocaleString('en-US')} tasks read back from the service and loaded into its own SQLite file in ${((performance.now() - start) / 1000).toFixed(1)} s`)

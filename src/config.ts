@@ -168,6 +168,14 @@ function parseTrustedProxies(env: Env): string[] {
   return entries
 }
 
+/** Whether a URL is https, or http to a loopback host (localhost, 127.0.0.0/8, ::1): where the provider's keys may come from. */
+export function isSecureUrl(url: URL): boolean {
+  if (url.protocol === 'https:') return true
+  if (url.protocol !== 'http:') return false
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'))
+}
+
 function parseOidc(env: Env): OidcConfig | null {
   const issuer = pick(env, 'OIDC_ISSUER', '')
   const audience = pick(env, 'OIDC_AUDIENCE', '')
@@ -184,6 +192,8 @@ function parseOidc(env: Env): OidcConfig | null {
     // refused below
   }
   if (!url || !/^https?:$/.test(url.protocol) || url.search !== '' || url.hash !== '') fail('OIDC_ISSUER', issuer, 'the provider\'s issuer URL, like https://login.example.com/realms/main')
+  // Tokens are only as good as the keys that verify them: plain HTTP only to this machine.
+  if (!isSecureUrl(url)) fail('OIDC_ISSUER', issuer, 'an https:// URL (http:// only for localhost, 127.0.0.0/8 or ::1)')
   if (audience === '') throw new ConfigError('OIDC_AUDIENCE is required with OIDC_ISSUER: the audience (aud) the provider puts in access tokens for this service')
   return { issuer, audience, ownerClaim }
 }

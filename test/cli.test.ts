@@ -49,6 +49,20 @@ describe('bun run keys', () => {
     await database.close()
   })
 
+  test('an owner the keys API accepts is accepted (a provider\'s sub like auth0|carol); a control character is refused', async () => {
+    const databaseUrl = `sqlite:${join(tempDir(), 'app.sqlite')}`
+    const created = await run(['create', 'auth0|carol', '--scope', 'tasks:read'], { DATABASE_URL: databaseUrl })
+    expect(created.code).toBe(0)
+    const database = await openDatabase(databaseUrl)
+    expect((await verifyKey(keyStore(database), created.stdout.trim().split('\n').at(-1)!))?.owner).toBe('auth0|carol')
+    await database.close()
+    expect((await run(['list', 'auth0|carol'], { DATABASE_URL: databaseUrl })).stdout).toContain('tasks:read')
+    const bad = await run(['create', 'carol\u0007'], { DATABASE_URL: databaseUrl })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('owner must be 1 to 255 characters, without control characters')
+    expect((await run(['create', 'x'.repeat(256)], { DATABASE_URL: databaseUrl })).code).toBe(2)
+  })
+
   test('bad input exits non-zero with a clear message', async () => {
     const env = { DATABASE_URL: `sqlite:${join(tempDir(), 'app.sqlite')}` }
     const badScope = await run(['create', 'kim', '--scope', 'root'], env)

@@ -33,6 +33,12 @@ describe('configuration', () => {
     expect(loadConfig({ OIDC_OWNER_CLAIM: 'azp' }).oidc).toBeNull()
   })
 
+  test('OIDC_ISSUER may be plain http only on a loopback host', () => {
+    for (const issuer of ['http://localhost:8080', 'http://127.0.0.1:4000/realms/x', 'http://127.9.9.9', 'http://[::1]:9000']) {
+      expect(loadConfig({ OIDC_ISSUER: issuer, OIDC_AUDIENCE: 'taskmesh' }).oidc?.issuer).toBe(issuer)
+    }
+  })
+
   test.each([
     [{ OIDC_ISSUER: 'https://login.example.com' }, /^OIDC_AUDIENCE is required with OIDC_ISSUER/],
     [{ OIDC_AUDIENCE: 'taskmesh' }, /^OIDC_AUDIENCE is set without OIDC_ISSUER/],
@@ -40,6 +46,9 @@ describe('configuration', () => {
     [{ OIDC_ISSUER: 'ftp://login.example.com', OIDC_AUDIENCE: 'taskmesh' }, /^OIDC_ISSUER=/],
     [{ OIDC_ISSUER: 'https://login.example.com?x=1', OIDC_AUDIENCE: 'taskmesh' }, /^OIDC_ISSUER=/],
     [{ OIDC_ISSUER: 'https://login.example.com', OIDC_AUDIENCE: 'taskmesh', OIDC_OWNER_CLAIM: 'has space' }, /^OIDC_OWNER_CLAIM=/],
+    [{ OIDC_ISSUER: 'http://login.example.com', OIDC_AUDIENCE: 'taskmesh' }, /^OIDC_ISSUER="http:\/\/login.example.com" is invalid: expected an https:\/\/ URL/],
+    [{ OIDC_ISSUER: 'http://10.0.0.5:8080', OIDC_AUDIENCE: 'taskmesh' }, /^OIDC_ISSUER=.*https:\/\//],
+    [{ OIDC_ISSUER: 'http://localhost.example.com', OIDC_AUDIENCE: 'taskmesh' }, /^OIDC_ISSUER=.*https:\/\//],
   ])('%p is refused naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError)
     expect(() => loadConfig(env)).toThrow(message)

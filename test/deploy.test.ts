@@ -6,7 +6,7 @@ import { describe, expect, test } from 'bun:test'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { loadConfig } from '../src/config'
-import { BATCH_BODY_LIMIT } from '../src/inference'
+import { BATCH_BODY_LIMIT, UPLOAD_BODY_LIMIT } from '../src/inference'
 import { eventually } from './eventually'
 import { copyModels, tempDir } from './helpers'
 import { TestSocket } from './sensors.helpers'
@@ -157,7 +157,7 @@ describe('Kubernetes manifests', () => {
       }
       expect(paths.some((p) => p.path === '/')).toBe(true)
       const annotations = (ingress.metadata as { annotations?: Record<string, string> }).annotations ?? {}
-      expect(nginxSize(annotations['nginx.ingress.kubernetes.io/proxy-body-size'] ?? '1m')).toBeGreaterThan(BATCH_BODY_LIMIT)
+      expect(nginxSize(annotations['nginx.ingress.kubernetes.io/proxy-body-size'] ?? '1m')).toBeGreaterThanOrEqual(UPLOAD_BODY_LIMIT)
     }
   })
 })
@@ -202,9 +202,9 @@ describe('Compose files', () => {
 })
 
 describe('the nginx confs', () => {
-  test.each(confs)('deploy/%s forwards the Host as sent, the client address, upgrades, and bodies past the batch limit', async (file) => {
+  test.each(confs)('deploy/%s forwards the Host as sent, the client address, upgrades, and bodies up to the model upload limit', async (file) => {
     const conf = await readConf(file)
-    expect(nginxSize(/client_max_body_size\s+(\S+);/.exec(conf)![1]!)).toBeGreaterThan(BATCH_BODY_LIMIT)
+    expect(nginxSize(/client_max_body_size\s+(\S+);/.exec(conf)![1]!)).toBeGreaterThanOrEqual(UPLOAD_BODY_LIMIT)
     const locations = locationHeaders(conf)
     expect(locations.size).toBeGreaterThan(0)
     for (const [path, headers] of locations) {

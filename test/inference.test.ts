@@ -135,7 +135,7 @@ describe('what a prediction request may hold', () => {
     ['a missing feature', { features: { feature1: 1, feature2: 2 } }, 'body.features.feature3', 'is missing'],
     ['an unknown feature', { features: { ...seed, feature4: 1 } }, 'body.features.feature4', 'is not a feature of seed-linear'],
     ['a string value', { features: { ...seed, feature2: '2' } }, 'body.features.feature2', 'must be a number'],
-    ['a null value', { instances: [row, [1, null, 3]] }, 'body.instances[1][1]', 'must be a number'],
+    ['a null value', { instances: [row, [1, null, 3]] }, 'body.instances[1][1]', 'is null (a missing value), which this model cannot take'],
     ['a bad value deep in a batch', { instances: [row, row, row, [1, 'x', 3]] }, 'body.instances[3][1]', 'must be a number'],
     ['a short row', { instances: [row, [1, 2]] }, 'body.instances[1]', 'has 2 values, expected 3'],
     ['a long row', { instances: [[1, 2, 3, 4]] }, 'body.instances[0]', 'has 4 values, expected 3'],

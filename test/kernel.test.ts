@@ -15,7 +15,7 @@ import {
   fillFrom,
 } from '../src/inference/kernel.ts'
 import { compileModel } from '../src/inference/loaded-model.ts'
-import { linearLayers, ModelFileError, modelLayers, type ModelSpec, parseModel } from '../src/inference/model-file.ts'
+import { type DenseSpec, linearLayers, ModelFileError, modelLayers, parseModel } from '../src/inference/model-file.ts'
 import { predictionsOf } from '../src/inference/outputs.ts'
 import { mulberry32 as prng } from '../bench/prng'
 import * as ref from '../bench/reference.ts'
@@ -55,7 +55,7 @@ function mismatches(actual: ArrayLike<unknown>, expected: ArrayLike<number>, rel
 }
 
 interface Fixture {
-  model: ModelSpec & { name: string; classes?: string[] }
+  model: DenseSpec & { name: string; classes?: string[] }
   expected: { inputs: number[][]; predictions?: number[]; probabilities?: number[][]; labels?: string[] }
 }
 

@@ -166,6 +166,9 @@ describe('POST /v1/keys', () => {
       [{ scopes: 'tasks:read' }, 'body.scopes'],
       [{ owner: '' }, 'body.owner'],
       [{ owner: 'a\nb' }, 'body.owner'],
+      [{ owner: 'a\u0085b' }, 'body.owner'],
+      [{ owner: 'x'.repeat(256) }, 'body.owner'],
+      [{ owner: 'lone \ud800' }, 'body.owner'],
       [{ id: 'AAAAAAAA' }, 'body.id'],
       [{ key: 'tm_x' }, 'body.key'],
       [{ created_at: '2020-01-01T00:00:00Z' }, 'body.created_at'],
@@ -278,6 +281,27 @@ describe('DELETE /v1/keys/{id}', () => {
     for (const bad of ['short', 'tm_AAAAAAAA', 'AAAAAAAAA', 'AAAA-AAA']) {
       expect((await t.request(`/v1/keys/${bad}`, { method: 'DELETE', key: mine })).status, bad).toBe(422)
     }
+  })
+
+  test('a narrower key cannot revoke a wider key of its owner (404, the key untouched); it revokes one no wider than itself', async () => {
+    await using t = await testApp()
+    const owner = uniqueOwner()
+    const wide = await t.key(owner, ['tasks:read', 'tasks:write', 'admin'])
+    const reader = await create(t, wide, { scopes: ['tasks:read'] })
+    const writer = await create(t, wide, { scopes: ['tasks:read', 'tasks:write'] })
+    const wideId = wide.split('_')[1]!
+    for (const id of [wideId, writer.id]) {
+      const refusedDelete = await t.request(`/v1/keys/${id}`, { method: 'DELETE', key: reader.key })
+      expect(refusedDelete.status, id).toBe(404)
+      expect((await problemOf(refusedDelete)).detail).toBe(`no unrevoked key ${id} of yours`)
+      expect((await t.keys.byId(id))?.revokedAt).toBeNull()
+    }
+    // Listing still shows all of the owner's keys (metadata only).
+    const listed = await t.request('/v1/keys', { key: reader.key })
+    expect(((await listed.json()) as { items: Array<{ id: string }> }).items.map((key) => key.id).sort()).toEqual([wideId, reader.id, writer.id].sort())
+    const narrower = await create(t, writer.key, { scopes: ['tasks:read'] })
+    expect((await t.request(`/v1/keys/${narrower.id}`, { method: 'DELETE', key: writer.key })).status).toBe(204)
+    expect((await t.request(`/v1/keys/${reader.id}`, { method: 'DELETE', key: writer.key })).status).toBe(204)
   })
 
   test('admin revokes anyone\'s key', async () => {

@@ -46,6 +46,7 @@ describe('model metadata and readiness', () => {
       platform: 'taskmesh_wasm',
       inputs: [{ name: 'input-0', datatype: 'FP64', shape: [-1, 10], parameters: { features: ['age', 'sex', 'bmi', 'bp', 's1', 's2', 's3', 's4', 's5', 's6'] } }],
       outputs: [{ name: 'predict', datatype: 'FP64', shape: [-1, 1] }],
+      parameters: { kind: 'mlp' },
     })
   })
 
@@ -57,6 +58,23 @@ describe('model metadata and readiness', () => {
       { name: 'predict', datatype: 'BYTES', shape: [-1, 1] },
       { name: 'predict_proba', datatype: 'FP64', shape: [-1, 3] },
     ])
+  })
+
+  test('a tree ensemble of our own format is platform taskmesh_trees; null in tensor data is a missing value', async () => {
+    await using t = await testApp()
+    const admin = await t.key(undefined, ['admin', 'predict'])
+    const stump = {
+      name: 'stump', version: '1', kind: 'trees', features: ['x'], classes: ['no', 'yes'], outputs: 1, comparison: 'le', accumulate: 'f64',
+      aggregate: 'sum', base: [0], link: 'sigmoid',
+      trees: [{ output: 0, width: 1, feature: [0, -1, -1], threshold: [0, 0, 0], left: [1, -1, -1], right: [2, -1, -1], missing_left: [false, false, false], value: [0, -2, 2] }],
+    }
+    expect((await t.request('/v1/models/stump', { method: 'PUT', key: admin, json: stump })).status).toBe(201)
+    const metadata = (await (await t.request('/v2/models/stump', { key: admin })).json()) as { platform: string; outputs: unknown; parameters: unknown }
+    expect(metadata.platform).toBe('taskmesh_trees')
+    expect(metadata.parameters).toEqual({ kind: 'trees', trees: 1, nodes: 3, outputs: 1 })
+    expect(metadata.outputs).toEqual([{ name: 'predict', datatype: 'BYTES', shape: [-1, 1] }, { name: 'predict_proba', datatype: 'FP64', shape: [-1, 2] }])
+    const response = await infer(t, admin, 'stump', { inputs: [{ name: 'x', shape: [3, 1], datatype: 'FP64', data: [-1, null, 1] }], outputs: [{ name: 'predict' }] })
+    expect(((await response.json()) as InferResponse).outputs).toEqual([{ name: 'predict', datatype: 'BYTES', shape: [3, 1], data: ['no', 'yes', 'yes'] }])
   })
 
   test('model ready: 200 when loaded, 503 when its file was rejected, 404 when unknown', async () => {

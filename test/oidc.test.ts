@@ -1,7 +1,7 @@
 // OpenID Connect access tokens beside API keys, against a real provider (oidc-provider under node,
 // test/oidc/provider.mjs): client-credentials tokens from its token endpoint, key rotation, an
 // outage, and tokens forged every way the contract names.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setSystemTime, test } from 'bun:test'
 import { createHmac } from 'node:crypto'
 import { exportSPKI, importJWK, SignJWT, type CryptoKey, type JWTPayload } from 'jose'
 import { RedisClient } from 'bun'
@@ -11,7 +11,8 @@ import { createLogger } from '../src/platform/logger'
 import { TokenVerifier } from '../src/platform/oidc'
 import { RedisTicketStore } from '../src/sensors/tickets'
 import { eventually } from './eventually'
-import { inProcess, needs, problemOf, testApp, type TestApp } from './helpers'
+import { inProcess, needs, problemOf, testApp, uniqueOwner, type TestApp } from './helpers'
+import { keysServer } from './oidc/keys-server'
 import { keySet, startProvider, type KeySet, type RunningProvider, type SigningAlg } from './oidc/provider'
 import { startServer } from './server'
 import { TestSocket } from './sensors.helpers'
@@ -52,6 +53,19 @@ async function signed(keys: KeySet, claims: JWTPayload, { alg = 'ES256', typ = '
 }
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+
+/** A token signed with one of `keys` but naming a kid the provider never had. */
+async function madeUpKid(keys: KeySet, issuer: string, kid = `made-up-${crypto.randomUUID()}`) {
+  const key = keys.keys.find((k) => k.alg === 'ES256')!
+  return new SignJWT({ scope: 'tasks:read' }).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid })
+    .setIssuer(issuer).setAudience(AUDIENCE).setSubject('alice').setExpirationTime(now() + 300).sign(key.privateKey)
+}
+
+/** A token whose signature does not verify: a fresh one each call (its claims differ). */
+const forged = async () => {
+  const [header, , signature] = (await signed(provider.keys, {})).split('.')
+  return `${header}.${b64({ iss: provider.issuer, aud: AUDIENCE, sub: crypto.randomUUID(), scope: 'admin', exp: now() + 300 })}.${signature}`
+}
 
 async function expectInvalidToken(token: string, what: RegExp, request = app.request) {
   const response = await request('/v1/tasks', { headers: bearer(token) })
@@ -129,6 +143,56 @@ describe('rate limits of tokens', () => {
     expect(again.headers.get('retry-after')).not.toBeNull()
     expect((await limited.request('/v1/tasks', { headers: bearer(await provider.token('reader-ed', 'tasks:read')) })).status).toBe(200)
   })
+
+  test('refused tokens pay from their client\'s bucket of unknown keys (401 with RateLimit, then 429), and cannot lock out a verified token', async () => {
+    await using limited = await testApp({ OIDC_ISSUER: provider.issuer, OIDC_AUDIENCE: AUDIENCE, RATE_LIMIT: '1/2' })
+    const good = await signed(provider.keys, { sub: uniqueOwner() })
+    expect((await limited.request('/v1/tasks', { headers: bearer(good) })).status).toBe(200)
+    const statuses: number[] = []
+    for (let i = 0; i < 20; i++) {
+      const response = await limited.request('/v1/tasks', { headers: bearer(await forged()) })
+      statuses.push(response.status)
+      if (response.status === 401) expect(response.headers.get('ratelimit')).toStartWith('"default";r=')
+      else expect(response.headers.get('retry-after')).not.toBeNull()
+    }
+    expect(statuses.slice(0, 2)).toEqual([401, 401])
+    expect(statuses.filter((status) => status === 429).length).toBeGreaterThanOrEqual(16)
+    // Verified before, it draws from its owner's bucket at once: the made-up tokens emptied another.
+    expect((await limited.request('/v1/tasks', { headers: bearer(good) })).status).toBe(200)
+  })
+
+  test('at most 4 unverified tokens from one client are verified at once; the rest are 429 at once', async () => {
+    await using slow = keysServer(provider.keys, { delayMs: 1500 })
+    const tokens = await Promise.all(Array.from({ length: 10 }, () => signed(provider.keys, { sub: uniqueOwner() }, { issuer: slow.issuer })))
+    // Its keys take 1.5 s to come: every token waits on them, verification under way.
+    await using t = await testApp({ OIDC_ISSUER: slow.issuer, OIDC_AUDIENCE: AUDIENCE, RATE_LIMIT: '100/200' })
+    const responses = await Promise.all(tokens.map((token) => t.request('/v1/tasks', { headers: bearer(token) })))
+    const statuses = responses.map((response) => response.status)
+    expect(statuses.filter((status) => status === 200).length).toBe(4)
+    expect(statuses.filter((status) => status === 429).length).toBe(6)
+    expect((await problemOf(responses.find((response) => response.status === 429)!)).detail).toMatch(/^at most 4 credentials from one client are checked at once/)
+  })
+
+  test('a refused token is answered from memory for 2 s: its unknown kid fetches the keys once, not on every try', async () => {
+    const keys = await keySet()
+    await using server = keysServer(keys)
+    await using t = await testApp({ OIDC_ISSUER: server.issuer, OIDC_AUDIENCE: AUDIENCE })
+    // A verifier that fetches the keys again on every unknown kid (no cooldown).
+    const eager = appWith(t, 0)
+    expect((await eager('/v1/tasks', { headers: bearer(await signed(keys, {}, { issuer: server.issuer })) })).status).toBe(200)
+    await eventually(() => server.fetches >= 2, { what: 'both verifiers fetched the keys' })
+    const before = server.fetches
+    const token = await madeUpKid(keys, server.issuer)
+    for (let i = 0; i < 5; i++) {
+      const refused = await eager('/v1/tasks', { headers: bearer(token) })
+      expect(refused.status).toBe(401)
+      expect((await problemOf(refused)).detail).toMatch(/no signing key of the provider matches/)
+    }
+    expect(server.fetches).toBe(before + 1)
+    // Another made-up kid is another token: it fetches.
+    expect((await eager('/v1/tasks', { headers: bearer(await madeUpKid(keys, server.issuer)) })).status).toBe(401)
+    expect(server.fetches).toBe(before + 2)
+  })
 })
 
 describe('refused tokens: 401 with WWW-Authenticate Bearer error="invalid_token"', () => {
@@ -188,9 +252,48 @@ describe('refused tokens: 401 with WWW-Authenticate Bearer error="invalid_token"
     await expectInvalidToken(await signed(provider.keys, { sub: 42 as unknown as string }), /sub claim \(the owner\)/)
   })
 
+  test('a missing, empty or over-long owner claim, or one with a control character, is a 401 (the owner rule of keys)', async () => {
+    for (const sub of [undefined, '', 'x'.repeat(256), 'carol\u0007']) {
+      await expectInvalidToken(await signed(provider.keys, { sub }), /sub claim \(the owner\) is not a string of 1 to 255 characters, without control characters/)
+    }
+    expect((await app.request('/v1/tasks', { headers: bearer(await signed(provider.keys, { sub: 'auth0|carol' })) })).status).toBe(200)
+  })
+
+  test('an ID token (nonce or at_hash) typed JWT or untyped is refused; typed at+jwt it is an access token, and auth_time alone passes', async () => {
+    const status = async (token: Promise<string>) => (await app.request('/v1/tasks', { headers: bearer(await token) })).status
+    for (const typ of ['JWT', '']) {
+      await expectInvalidToken(await signed(provider.keys, { nonce: 'n-1' }, { typ }), /carries nonce, so it is an ID token, not an access token/)
+      await expectInvalidToken(await signed(provider.keys, { at_hash: 'aGFzaA' }, { typ }), /carries at_hash, so it is an ID token/)
+      expect(await status(signed(provider.keys, { auth_time: now() - 60 }, { typ }))).toBe(200)
+    }
+    expect(await status(signed(provider.keys, { nonce: 'n-2' }, { typ: 'at+jwt' }))).toBe(200)
+  })
+
+  test('a token in X-API-Key is a malformed key: only Authorization: Bearer carries tokens', async () => {
+    const token = await provider.token('reader-es', 'tasks:read')
+    expect((await app.request('/v1/tasks', { headers: bearer(token) })).status).toBe(200)
+    const refused = await app.request('/v1/tasks', { headers: { 'x-api-key': token } })
+    expect(refused.status).toBe(401)
+    expect((await problemOf(refused)).detail).toBe('the API key is invalid or revoked')
+  })
+
+  test('a token verified (and cached) is accepted within the 30 s leeway after its exp, and refused after it', async () => {
+    const token = await signed(provider.keys, { sub: uniqueOwner(), exp: now() + 60 })
+    const start = Date.now()
+    try {
+      expect((await app.request('/v1/tasks', { headers: bearer(token) })).status).toBe(200)
+      setSystemTime(start + 80_000)
+      expect((await app.request('/v1/tasks', { headers: bearer(token) })).status).toBe(200)
+      setSystemTime(start + 95_000)
+      await expectInvalidToken(token, /it has expired/)
+    } finally {
+      setSystemTime()
+    }
+  })
+
   test('garbage shaped like a JWT is a 401, never a 5xx', async () => {
     for (const token of ['a.b.c', `${b64({ alg: 'ES256' })}.bm90IGpzb24.c2ln`, `${b64('x')}.${b64([1])}.AAAA`]) {
-      await expectInvalidToken(token, /invalid/)
+      await expectInvalidToken(token, /^the access token is invalid: /)
     }
   })
 })
@@ -254,17 +357,66 @@ describe('the provider\'s keys: rotation and outages', () => {
     }
   })
 
-  test('keys fetched before an outage keep verifying tokens through it', async () => {
+  test('keys fetched before an outage keep verifying tokens through it, however old (past jose\'s 10-minute default)', async () => {
     const up = await testApp({ OIDC_ISSUER: own.issuer, OIDC_AUDIENCE: AUDIENCE })
+    const start = Date.now()
     try {
       expect((await up.request('/v1/tasks', { headers: bearer(await own.token('reader-es', 'tasks:read')) })).status).toBe(200)
-      const unseen = await own.token('reader-ed', 'tasks:read')
+      // Signed with the provider's EdDSA key, and lasting past the jump in time below.
+      const unseen = await signed(own.keys, { exp: now() + 3600 }, { alg: 'EdDSA', issuer: own.issuer })
       await own.stop()
+      setSystemTime(start + 11 * 60_000)
       expect((await up.request('/v1/tasks', { headers: bearer(unseen) })).status).toBe(200)
     } finally {
+      setSystemTime()
       await up[Symbol.asyncDispose]()
       await own.start()
     }
+  })
+
+  test('with keys cached and the provider failing past the cooldown, a made-up kid fetches the keys once per 30 s: 401 meanwhile, known kids verify', async () => {
+    const keys = await keySet()
+    await using server = keysServer(keys)
+    await using t = await testApp({ OIDC_ISSUER: server.issuer, OIDC_AUDIENCE: AUDIENCE })
+    const known = () => signed(keys, { sub: uniqueOwner(), exp: now() + 3600 }, { issuer: server.issuer })
+    const madeUp = async () => (await t.request('/v1/tasks', { headers: bearer(await madeUpKid(keys, server.issuer)) }))
+    expect((await t.request('/v1/tasks', { headers: bearer(await known()) })).status).toBe(200)
+    server.failing = true
+    const start = Date.now()
+    try {
+      setSystemTime(start + 31_000)
+      const before = server.fetches
+      const failed = await madeUp()
+      expect(failed.status).toBe(503)
+      expect(failed.headers.get('retry-after')).toBe('30')
+      expect(server.fetches).toBe(before + 1)
+      for (let i = 0; i < 10; i++) {
+        const refused = await madeUp()
+        expect(refused.status).toBe(401)
+        expect((await problemOf(refused)).detail).toMatch(/no signing key of the provider matches/)
+      }
+      expect(server.fetches).toBe(before + 1)
+      expect((await t.request('/v1/tasks', { headers: bearer(await known()) })).status).toBe(200)
+      setSystemTime(start + 62_000)
+      expect((await madeUp()).status).toBe(503)
+      expect((await madeUp()).status).toBe(401)
+      expect(server.fetches).toBe(before + 2)
+      // The provider answers again: the next window's made-up kid fetches, and is 401 (not among its keys).
+      server.failing = false
+      setSystemTime(start + 93_000)
+      expect((await madeUp()).status).toBe(401)
+      expect(server.fetches).toBe(before + 3)
+    } finally {
+      setSystemTime()
+    }
+  })
+
+  test('a jwks_uri that is not https (nor loopback) is never fetched: tokens are 503 naming it', async () => {
+    await using server = keysServer(provider.keys, { jwksUri: 'http://keys.example.test/jwks' })
+    await using t = await testApp({ OIDC_ISSUER: server.issuer, OIDC_AUDIENCE: AUDIENCE })
+    const response = await t.request('/v1/tasks', { headers: bearer(await signed(provider.keys, {}, { issuer: server.issuer })) })
+    expect(response.status).toBe(503)
+    expect((await problemOf(response)).detail).toMatch(/jwks_uri http:\/\/keys\.example\.test\/jwks is not https/)
   })
 
   test('the service starts and serves while the provider is unreachable', async () => {
@@ -279,6 +431,51 @@ describe('the provider\'s keys: rotation and outages', () => {
     } finally {
       await own.start()
     }
+  })
+})
+
+describe('the keys API with an access token', () => {
+  test('a token with no scope of the service (only openid) is 403 on all three keys routes', async () => {
+    const owner = uniqueOwner()
+    const key = await app.key(owner, ['tasks:read'])
+    const token = await signed(provider.keys, { sub: owner, scope: 'openid profile' })
+    const calls = [
+      app.request('/v1/keys', { method: 'POST', headers: bearer(token), json: {} }),
+      app.request('/v1/keys', { headers: bearer(token) }),
+      app.request(`/v1/keys/${key.split('_')[1]}`, { method: 'DELETE', headers: bearer(token) }),
+    ]
+    for (const response of await Promise.all(calls)) {
+      expect(response.status).toBe(403)
+      expect((await problemOf(response)).detail).toMatch(/none of the service's scopes/)
+    }
+    expect((await app.keys.byId(key.split('_')[1]!))?.revokedAt).toBeNull()
+  })
+
+  test('a key minted with a token takes its scopes from scope or scp (the service\'s only), and no others', async () => {
+    const mint = async (claims: JWTPayload, json: unknown = {}) =>
+      app.request('/v1/keys', { method: 'POST', headers: bearer(await signed(provider.keys, { sub: uniqueOwner(), ...claims })), json })
+    const fromScope = await mint({ scope: 'tasks:read predict openid' })
+    expect(fromScope.status).toBe(201)
+    expect(((await fromScope.json()) as { scopes: string[] }).scopes).toEqual(['tasks:read', 'predict'])
+    const fromScp = await mint({ scope: undefined, scp: ['sensors:read', 'calendar.read'] })
+    expect(((await fromScp.json()) as { scopes: string[] }).scopes).toEqual(['sensors:read'])
+    const wider = await mint({ scope: 'tasks:read' }, { scopes: ['tasks:read', 'tasks:write'] })
+    expect(wider.status).toBe(403)
+    expect((await problemOf(wider)).detail).toBe('a key cannot have scopes its creator lacks: tasks:write')
+  })
+
+  test('a key minted with a token expires in 90 days by default, and may not live longer (403 naming the cap)', async () => {
+    const token = await signed(provider.keys, { sub: uniqueOwner() })
+    const mint = (json: unknown) => app.request('/v1/keys', { method: 'POST', headers: bearer(token), json })
+    const days = 90 * 86_400
+    const byDefault = (await (await mint({})).json()) as { expires_at: string }
+    expect(Math.abs(Date.parse(byDefault.expires_at) - (Date.now() + days * 1000))).toBeLessThan(60_000)
+    const hour = (await (await mint({ expires_in: 3600 })).json()) as { expires_at: string }
+    expect(Math.abs(Date.parse(hour.expires_at) - (Date.now() + 3_600_000))).toBeLessThan(60_000)
+    expect((await mint({ expires_in: days })).status).toBe(201)
+    const longer = await mint({ expires_in: days + 1 })
+    expect(longer.status).toBe(403)
+    expect((await problemOf(longer)).detail).toBe(`a key created with an access token lives at most 90 days (expires_in ${days})`)
   })
 })
 
@@ -313,6 +510,23 @@ describe('sockets and tickets die with the token', () => {
       const late = new TestSocket(`ws://${base}/v1/sensors/ws?ticket=${second}`)
       await expect(late.opened).rejects.toThrow()
       expect((await late.closed).code).not.toBe(1000)
+    } finally {
+      await app.app.stop(true)
+    }
+  })
+
+  test('a token past its exp, though within the leeway, mints no ticket and opens no socket (401)', async () => {
+    const token = await signed(provider.keys, { sub: uniqueOwner(), scope: 'sensors:read', exp: now() - 10 })
+    expect((await app.request('/v1/sensors', { headers: bearer(token) })).status).toBe(200)
+    const minted = await app.request('/v1/sensors/tickets', { method: 'POST', headers: bearer(token) })
+    expect(minted.status).toBe(401)
+    expect((await problemOf(minted)).detail).toBe('the access token has expired')
+    app.app.listen({ port: 0, hostname: '127.0.0.1' })
+    try {
+      const upgrade = await fetch(`http://127.0.0.1:${app.app.server!.port}/v1/sensors/ws`, {
+        headers: { ...bearer(token), upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' },
+      })
+      expect(upgrade.status).toBe(401)
     } finally {
       await app.app.stop(true)
     }
@@ -357,5 +571,24 @@ describe('the OpenAPI document with OIDC_ISSUER', () => {
     expect(schemes.oidc).toMatchObject({ type: 'openIdConnect', openIdConnectUrl: `${provider.issuer}/.well-known/openid-configuration` })
     expect(schemes.accessToken).toMatchObject({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
     expect(document.paths['/v1/tasks']!.post!.security).toEqual([{ apiKey: [] }, { bearer: [] }, { accessToken: [] }, { oidc: ['tasks:write'] }])
+  })
+
+  test('every operation that takes the provider\'s tokens documents 503 with Retry-After, in the shape of its own 401', async () => {
+    type Operation = { security?: Array<Record<string, unknown>>; responses: Record<string, { headers?: Record<string, unknown>; content?: unknown }> }
+    const document = (await (await app.request('/openapi.json')).json()) as { paths: Record<string, Record<string, Operation>> }
+    const operations = Object.entries(document.paths).flatMap(([path, item]) => Object.entries(item).map(([method, operation]) => ({ name: `${method} ${path}`, operation })))
+    const withTokens = operations.filter(({ operation }) => operation.security?.some((scheme) => 'accessToken' in scheme))
+    expect(withTokens.map(({ name }) => name)).toEqual(expect.arrayContaining(['post /v1/tasks', 'post /v1/keys', 'get /v2/models/{name}']))
+    for (const { name, operation } of withTokens) {
+      const unavailable = operation.responses['503']
+      expect(unavailable, name).toBeDefined()
+      expect(Object.keys(unavailable!.headers ?? {}), name).toContain('Retry-After')
+      expect(unavailable!.content, name).toEqual(operation.responses['401']!.content)
+    }
+    expect(Object.keys(document.paths['/v2/models/{name}']!.get!.responses['503']!.content as object)).toEqual(['application/json'])
+    // Without OIDC_ISSUER there is no provider to be down.
+    await using plain = await testApp()
+    const without = (await (await plain.request('/openapi.json')).json()) as { paths: Record<string, Record<string, Operation>> }
+    expect(without.paths['/v1/tasks']!.post!.responses['503']).toBeUndefined()
   })
 })

@@ -3,8 +3,10 @@
 import { describe, expect, test } from 'bun:test'
 import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { deflateSync } from 'node:zlib'
 import { eventually } from './eventually'
 import { copyModels, fixtureModels, problemOf, tempDir, testApp, type TestApp } from './helpers'
+import { cliKey, startServer } from './server'
 
 type Json = Record<string, any>
 
@@ -326,4 +328,86 @@ describe('hot reload under a steady stream of predictions', () => {
     expect(answers.flat().length).toBeGreaterThan(100)
     expect(t.registry.compiledNets).toBe(t.registry.size)
   }, 30_000)
+})
+
+describe('what PUT /v1/models/{name} refuses before it replaces anything', () => {
+  /** A trees model of `count` one-split trees on feature1: about 100 bytes of JSON per tree. */
+  const stumps = (count: number) => ({
+    name: 'seed-linear', version: 'stumps', kind: 'trees', features: ['feature1', 'feature2', 'feature3'], outputs: 1,
+    comparison: 'le32', accumulate: 'f64', aggregate: 'sum', base: [0], link: 'identity',
+    trees: Array.from({ length: count }, (_, t) => ({ output: 0, width: 1, feature: [0, -1, -1], threshold: [t, 0, 0], left: [1, -1, -1], right: [2, -1, -1], value: [0, 1, 2] })),
+  })
+  const unchanged = async (t: TestApp, admin: string) => {
+    expect(await seedPrediction(t, admin)).toEqual({ status: 200, version: '1', value: 0.24999999999999956 })
+    expect(readdirSync(t.config.modelsDir).sort()).toEqual(['diabetes-linear.json', 'diabetes-mlp.json', 'iris-logistic.json', 'seed-linear.json'])
+  }
+  // What pickle.dumps and joblib.dump write first: protocol 4 and 5 pickles, a zlib-compressed joblib.
+  const pickles: Array<[string, Uint8Array]> = [
+    ['a protocol 4 pickle', Uint8Array.from([0x80, 0x04, 0x95, 0x2b, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x8c, 0x08])],
+    ['a protocol 5 pickle', Uint8Array.from([0x80, 0x05, 0x95, 0x10, 0x00, 0x00])],
+    ['a zlib-compressed joblib', new Uint8Array(deflateSync(Uint8Array.from([0x80, 0x04, 0x95, 1, 2, 3])))],
+  ]
+  for (const [what, bytes] of pickles) {
+    test(`${what} sent as JSON is a 415 pointing to scripts/export-sklearn.py`, async () => {
+      await using t = await testApp()
+      const admin = await t.key(undefined, ['admin', 'predict'])
+      const response = await t.request('/v1/models/seed-linear', { method: 'PUT', key: admin, body: bytes, headers: { 'content-type': 'application/json' } })
+      expect(response.status).toBe(415)
+      expect((await problemOf(response)).detail).toContain('scripts/export-sklearn.py')
+      await unchanged(t, admin)
+    })
+  }
+
+  test.each(['application/octet-stream', 'application/x-pickle'])('a body sent as %s is a 415 pointing to scripts/export-sklearn.py', async (type) => {
+    await using t = await testApp()
+    const admin = await t.key(undefined, ['admin', 'predict'])
+    const response = await t.request('/v1/models/seed-linear', { method: 'PUT', key: admin, body: pickles[0]![1], headers: { 'content-type': type } })
+    expect(response.status).toBe(415)
+    expect((await problemOf(response)).detail).toMatch(/must be JSON.*scripts\/export-sklearn\.py/)
+    await unchanged(t, admin)
+  })
+
+  test('an upload past the service-wide 1 MiB is accepted up to 64 MiB (here 2 MiB of trees)', async () => {
+    await using t = await testApp()
+    const admin = await t.key(undefined, ['admin', 'predict'])
+    const json = stumps(25_000)
+    expect(JSON.stringify(json).length).toBeGreaterThan(2 * 1024 * 1024)
+    const response = await t.request('/v1/models/seed-linear', { method: 'PUT', key: admin, json })
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect(await response.json()).toMatchObject({ kind: 'trees', trees: 25_000, nodes: 75_000 })
+  })
+
+  test('the real server lets an upload of more than 16 MiB through to the route (here 20 MiB of trees)', async () => {
+    const dir = tempDir()
+    const databaseUrl = `sqlite:${join(dir, 'app.sqlite')}`
+    const admin = await cliKey(databaseUrl, 'uploader', ['admin', 'predict'])
+    await using server = await startServer({ DATABASE_URL: databaseUrl, MODELS_DIR: copyModels(join(dir, 'models')) })
+    const body = JSON.stringify(stumps(200_000))
+    expect(body.length).toBeGreaterThan(20 * 1024 * 1024)
+    const response = await fetch(`${server.url}/v1/models/seed-linear`, { method: 'PUT', body, headers: { 'content-type': 'application/json', 'x-api-key': admin } })
+    expect(response.status, await response.clone().text()).toBe(200)
+    expect(await response.json()).toMatchObject({ kind: 'trees', trees: 200_000 })
+  }, 60_000)
+
+  test('an upload past 64 MiB is a 413', async () => {
+    await using t = await testApp()
+    const admin = await t.key(undefined, ['admin', 'predict'])
+    const body = new Uint8Array(64 * 1024 * 1024 + 1).fill(0x20)
+    const response = await t.request('/v1/models/seed-linear', { method: 'PUT', key: admin, body, headers: { 'content-type': 'application/json', 'content-length': String(body.length) } })
+    expect(response.status).toBe(413)
+    expect((await problemOf(response)).detail).toContain(`${64 * 1024 * 1024} bytes`)
+    await unchanged(t, admin)
+  })
+
+  test('a model of more than 1 000 000 tree nodes is a 413 naming them', async () => {
+    await using t = await testApp()
+    const admin = await t.key(undefined, ['admin', 'predict'])
+    const json = stumps(1)
+    const many = 1_000_001
+    json.trees[0] = { ...json.trees[0]!, feature: new Array(many).fill(-1), threshold: new Array(many).fill(0), left: new Array(many).fill(-1), right: new Array(many).fill(-1), value: new Array(many).fill(0) }
+    const response = await t.request('/v1/models/seed-linear', { method: 'PUT', key: admin, json })
+    expect(response.status).toBe(413)
+    expect((await problemOf(response)).detail).toBe('model seed-linear holds 1000001 tree nodes; at most 1000000 are allowed')
+    await unchanged(t, admin)
+  })
 })

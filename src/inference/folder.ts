@@ -5,7 +5,11 @@ import { join } from 'node:path'
 
 /** Hidden files (editor swap and lock files, our own temp files) and other extensions are not model files. */
 export const isModelFile = (file: string) => file.endsWith('.json') && !file.startsWith('.') && !file.startsWith('#')
-export const nameOf = (file: string) => file.slice(0, -'.json'.length)
+/** A booster as XGBoost saves it: served as model NAME, beside (and below) NAME.json. */
+export const XGB_SUFFIX = '.xgb.json'
+export const nameOf = (file: string) => file.slice(0, -(file.endsWith(XGB_SUFFIX) ? XGB_SUFFIX : '.json').length)
+/** The other file a model's name may come from: NAME.json ↔ NAME.xgb.json. */
+export const siblingOf = (file: string) => (file.endsWith(XGB_SUFFIX) ? `${nameOf(file)}.json` : `${nameOf(file)}${XGB_SUFFIX}`)
 /** Hash of a file's text, to skip reloading an unchanged file. */
 export const digestOf = (text: string) => Bun.hash(text).toString(36)
 
@@ -44,6 +48,17 @@ export async function writeAtomically(dir: string, file: string, text: string): 
     // Some file systems refuse fsync on a directory; the rename is still atomic.
   } finally {
     await folder.close()
+  }
+}
+
+/** Deletes a file; false when there was none. */
+export async function removeFile(path: string): Promise<boolean> {
+  try {
+    await unlink(path)
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    return false
   }
 }
 

@@ -37,6 +37,11 @@ export interface InferenceDeps {
 
 // 10 000 rows of a few features at full precision do not fit the service-wide 1 MiB.
 export const BATCH_BODY_LIMIT = 8 * 1024 * 1024
+/** A model upload: large forests and boosters run to tens of MiB of JSON. */
+export const UPLOAD_BODY_LIMIT = 64 * 1024 * 1024
+/** What a 415 on PUT /v1/models/{name} tells a user who sent a pickle. */
+export const PICKLE_HINT = 'pickles are never loaded: export a scikit-learn model to a model file with '
+  + '`python3 scripts/export-sklearn.py MODEL.joblib`, or save an XGBoost booster with save_model("NAME.json"), and PUT that JSON'
 
 /** Under /v2 errors take the Open Inference Protocol's shape, `{ "error": "…" }`, not problem+json. */
 export const kserveErrors: ErrorRenderer = {
@@ -85,14 +90,18 @@ export function inference({ config, credentials, telemetry, lifecycle, readiness
     }, {
       auth: 'admin',
       rateGroup: 'inference',
+      bodyLimit: UPLOAD_BODY_LIMIT,
+      notJsonHint: PICKLE_HINT,
       params: InferenceModel.params,
       body: InferenceModel.file,
       parse: 'json',
       response: { 200: InferenceModel.summary, 201: InferenceModel.summary, ...problemResponses(400, 401, 403, 413, 415, 422, 500, 503) },
       detail: {
         summary: 'Upload or replace a model',
-        description: 'Validated, compiled and written to MODELS_DIR (atomically) before the answer: 201 when new, 200 when it replaced a version, '
-          + 'which requests already running finish on. A bad file is a 422 and the old version keeps serving.',
+        description: 'A model file of this service, or an XGBoost booster as save_model wrote it (recognised by `learner`), up to 64 MiB and '
+          + '1 000 000 tree nodes (413 past either). Validated, compiled and written to MODELS_DIR (atomically) before the answer: 201 when new, '
+          + '200 when it replaced a version, which requests already running finish on. A bad file is a 422 and the old version keeps serving. '
+          + 'A pickle or joblib file is a 415: export it with scripts/export-sklearn.py.',
       },
     })
     .delete('/v1/models/:name', async ({ params, set }) => {

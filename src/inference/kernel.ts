@@ -3,6 +3,8 @@
 // view over it. Nothing else in the service touches the module's exports or raw pointers.
 import wasmPath from '../../wasm/build/kernel.wasm' with { type: 'file' }
 import { align, Heap, KERNEL_MEMORY_LIMIT, PAGE_BYTES } from './kernel-heap'
+import { layoutTrees, MODES, writeTrees } from './kernel-trees'
+import type { TreesSpec } from './model-trees'
 
 export { KERNEL_MEMORY_LIMIT, KernelMemoryError } from './kernel-heap'
 
@@ -67,6 +69,11 @@ interface KernelExports {
   tanh(p: number, n: number): void
   sigmoid(p: number, n: number): void
   softmax(p: number, rows: number, cols: number): void
+  normalize(p: number, rows: number, cols: number): void
+  sigmoid32(p: number, n: number): void
+  softmax32(p: number, rows: number, cols: number): void
+  trees(x: number, rows: number, nIn: number, nodes: number, vidx: number, values: number,
+    list: number, nTrees: number, base: number, nOut: number, out: number, mode: number, f32acc: number, mean: number): void
 }
 
 // Scratch per chunk of rows: small enough that a chunk's inputs are still in L2 when dense reads them.
@@ -98,7 +105,7 @@ export class Kernel {
   private scratchPtr = 0
   private scratchBytes = 0
   private running = false
-  private readonly live = new Map<Net, { ptr: number; bytes: number }>()
+  private readonly live = new Map<Net | TreeNet, { ptr: number; bytes: number }>()
 
   private constructor(private readonly wasm: KernelExports, memoryLimit: number) {
     this.f64 = new Float64Array(wasm.memory.buffer)
@@ -120,7 +127,7 @@ export class Kernel {
     })
     const instance = await WebAssembly.instantiate(await modulePromise, {})
     const exports = instance.exports as Record<string, unknown>
-    for (const name of ['heapBase', 'dense', 'denseNarrow', 'tanh', 'sigmoid', 'softmax']) {
+    for (const name of ['heapBase', 'dense', 'denseNarrow', 'tanh', 'sigmoid', 'softmax', 'normalize', 'sigmoid32', 'softmax32', 'trees']) {
       if (typeof exports[name] !== 'function') throw new Error(`${wasmPath} does not export ${name}`)
     }
     if (!(exports.memory instanceof WebAssembly.Memory)) throw new Error(`${wasmPath} does not export its memory`)
@@ -170,16 +177,40 @@ export class Kernel {
     return net
   }
 
+  /**
+   * Copies a tree ensemble (checked by parseModel) into kernel memory once, as flat node arrays
+   * (see kernel-trees.ts); `nIn` is its number of features.
+   */
+  compileTrees(spec: TreesSpec, nIn: number): CompiledNet {
+    const layout = layoutTrees(spec)
+    const ptr = this.heap.alloc(layout.bytes)
+    writeTrees(this.wasm.memory.buffer, ptr, spec, layout)
+    const at = (offset: number) => ptr + offset
+    const net: TreeNet = {
+      nIn,
+      nOut: spec.outputs,
+      args: [at(layout.node), at(layout.vidx), at(layout.values), at(layout.trees), spec.trees.length, at(layout.base), spec.outputs],
+      mode: MODES[spec.comparison],
+      f32acc: spec.accumulate === 'f32' ? 1 : 0,
+      mean: spec.aggregate === 'mean' ? 1 : 0,
+      link: spec.link,
+      chunkRows: Math.max(4, Math.floor(CHUNK_BYTES / ((nIn + spec.outputs) * 8) / 4) * 4),
+      run: (rows, fill) => this.executeTrees(net, rows, fill),
+    }
+    this.live.set(net, { ptr, bytes: layout.bytes })
+    return net
+  }
+
   /** Frees a net's weights for reuse; running it afterwards throws. Releasing twice is a no-op. */
   release(net: CompiledNet): void {
-    const region = net instanceof Net ? this.live.get(net) : undefined
+    const region = this.live.get(net as Net)
     if (!region) return
     this.live.delete(net as Net)
     this.heap.release(region.ptr, region.bytes)
   }
 
-  /** Runs a placed net through the scratch region chunk by chunk; see `CompiledNet.run`. */
-  private execute(net: Net, rows: number, fill: Fill): Float64Array {
+  /** `rows` outputs of a placed net (dense or trees), which `run` fills in: one batch at a time. */
+  private batch(net: Net | TreeNet, rows: number, run: (result: Float64Array) => void): Float64Array {
     if (!this.live.has(net)) throw new Error('this net was released or belongs to another kernel')
     if (!Number.isSafeInteger(rows) || rows < 0) throw new RangeError(`rows must be a non-negative integer, got ${rows}`)
     if (this.running) throw new Error('the kernel is already running a batch (fill must not call the kernel)')
@@ -187,6 +218,16 @@ export class Kernel {
     if (rows === 0) return result
     this.running = true
     try {
+      run(result)
+      return result
+    } finally {
+      this.running = false
+    }
+  }
+
+  /** Runs a placed net through the scratch region chunk by chunk; see `CompiledNet.run`. */
+  private execute(net: Net, rows: number, fill: Fill): Float64Array {
+    return this.batch(net, rows, (result) => {
       const chunk = Math.min(rows, net.chunkRows)
       // Layers ping-pong between two regions: A holds the inputs and the outputs of layers 1, 3, …; B those of layers 0, 2, ….
       const bytesA = align(chunk * net.widthA * 8)
@@ -210,10 +251,33 @@ export class Kernel {
         }
         result.set(this.f64.subarray(src / 8, src / 8 + count * net.nOut), first * net.nOut)
       }
-      return result
-    } finally {
-      this.running = false
-    }
+    })
+  }
+
+  /** Runs a tree ensemble chunk by chunk: inputs, then traversal, mean and base, then the link, all in the kernel. */
+  private executeTrees(net: TreeNet, rows: number, fill: Fill): Float64Array {
+    return this.batch(net, rows, (result) => {
+      const chunk = Math.min(rows, net.chunkRows)
+      const inBytes = align(chunk * net.nIn * 8)
+      this.ensureScratch(inBytes + chunk * net.nOut * 8)
+      const wasm = this.wasm
+      const [nodes, vidx, values, list, nTrees, base, nOut] = net.args
+      const src = this.scratchPtr
+      const dst = src + inBytes
+      for (let first = 0; first < rows; first += chunk) {
+        const count = Math.min(chunk, rows - first)
+        fill(this.f64.subarray(src / 8, src / 8 + count * net.nIn), first, count)
+        wasm.trees(src, count, net.nIn, nodes, vidx, values, list, nTrees, base, nOut, dst, net.mode, net.f32acc, net.mean)
+        // Summed in float32, scored in float32: XGBoost's sigmoid and softmax run in float32.
+        switch (net.link) {
+          case 'sigmoid': (net.f32acc ? wasm.sigmoid32 : wasm.sigmoid)(dst, count * nOut); break
+          case 'softmax': (net.f32acc ? wasm.softmax32 : wasm.softmax)(dst, count, nOut); break
+          case 'normalize': wasm.normalize(dst, count, nOut); break
+          case 'identity': break
+        }
+        result.set(this.f64.subarray(dst / 8, dst / 8 + count * nOut), first * nOut)
+      }
+    })
   }
 
   /** Keeps one scratch region for all nets, replaced by a larger one only when a batch needs it. */
@@ -225,6 +289,16 @@ export class Kernel {
     this.scratchPtr = this.heap.alloc(size)
     this.scratchBytes = size
   }
+}
+
+/** A tree ensemble placed in kernel memory: the pointers and counts `trees` takes, in its order. */
+interface TreeNet extends CompiledNet {
+  readonly args: readonly [number, number, number, number, number, number, number]
+  readonly mode: number
+  readonly f32acc: number
+  readonly mean: number
+  readonly link: TreesSpec['link']
+  readonly chunkRows: number
 }
 
 class Net implements CompiledNet {

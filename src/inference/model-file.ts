@@ -3,6 +3,7 @@
 // trusts what this module hands it, guarding only its own memory.
 import { ACTIVATIONS, type DenseLayer } from './kernel'
 import { KINDS, type Kind } from './model'
+import { parseTrees, TREES_FIELDS, type TreesSpec } from './model-trees'
 
 export type Label = string | number
 
@@ -27,7 +28,14 @@ export interface MlpModel {
   readonly classes?: readonly Label[]
 }
 
-export type ModelSpec = LinearModel | LogisticModel | MlpModel
+export interface TreesModel extends TreesSpec {
+  /** Present for classifiers, absent for regressors. */
+  readonly classes?: readonly Label[]
+}
+
+/** The kinds that run as dense layers. */
+export type DenseSpec = LinearModel | LogisticModel | MlpModel
+export type ModelSpec = DenseSpec | TreesModel
 
 /** A model file after validation: what the kernel runs plus what describes it. */
 export type ModelFile = ModelSpec & {
@@ -51,6 +59,7 @@ const FIELDS: Record<Kind, readonly string[]> = {
   linear: ['name', 'version', 'kind', 'description', 'features', 'coef', 'intercept'],
   logistic: ['name', 'version', 'kind', 'description', 'features', 'coef', 'intercept', 'classes'],
   mlp: ['name', 'version', 'kind', 'description', 'features', 'layers', 'classes'],
+  trees: ['name', 'version', 'kind', 'description', 'features', 'classes', ...TREES_FIELDS],
 }
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -163,6 +172,11 @@ export function parseModel(raw: unknown, name: string): ModelFile {
       const layers = parseLayers(raw.layers, n, classes)
       return { ...head('mlp'), ...(classes ? { classes } : {}), layers }
     }
+    case 'trees': {
+      const classes = raw.classes === undefined ? undefined : labels(raw.classes)
+      const { kind: _, ...spec } = parseTrees(raw, n, classes?.length, fail)
+      return { ...head('trees'), ...(classes ? { classes } : {}), ...spec }
+    }
   }
 }
 
@@ -224,7 +238,7 @@ export function mlpLayers(model: MlpModel): DenseLayer[] {
   return [...model.layers]
 }
 
-export function modelLayers(model: ModelSpec): DenseLayer[] {
+export function modelLayers(model: DenseSpec): DenseLayer[] {
   switch (model.kind) {
     case 'linear': return linearLayers(model)
     case 'logistic': return logisticLayers(model)

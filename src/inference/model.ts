@@ -28,7 +28,7 @@ export class ModelLimitError extends Error {
   override message = `at most ${MAX_MODELS} models are served at once; delete one first`
 }
 
-export const KINDS = ['linear', 'logistic', 'mlp'] as const
+export const KINDS = ['linear', 'logistic', 'mlp', 'trees'] as const
 export type Kind = (typeof KINDS)[number]
 
 const Label = t.Union([t.String(), t.Number()], { description: 'A class label as the model file names it' })
@@ -51,10 +51,17 @@ export namespace InferenceModel {
   export const summary = t.Object({
     name: t.String(),
     version: t.String(),
-    kind: t.Union([t.Literal('linear'), t.Literal('logistic'), t.Literal('mlp')]),
+    kind: t.Union([t.Literal('linear'), t.Literal('logistic'), t.Literal('mlp'), t.Literal('trees')]),
     features: t.Array(t.String(), { description: 'Feature names, in the order positional rows use' }),
     description: t.Optional(t.String()),
     classes: t.Optional(t.Array(Label, { description: 'Classifiers only: the labels, in the order of their probabilities' })),
+    trees: t.Optional(t.Integer({ description: 'trees only: how many trees' })),
+    nodes: t.Optional(t.Integer({ description: 'trees only: nodes of all trees together' })),
+    outputs: t.Optional(t.Integer({ description: 'trees only: width of the raw score vector' })),
+    source: t.Optional(t.Union([t.Literal('taskmesh'), t.Literal('xgboost_json')], {
+      description: 'trees only: the service\'s own model file, or an XGBoost booster as saved (NAME.xgb.json)',
+    })),
+    missing: t.Optional(t.Boolean({ description: 'trees only: true when null in a row is a missing value the model routes' })),
   }, { title: 'ModelSummary' })
   export type Summary = typeof summary.static
 
@@ -69,11 +76,11 @@ export namespace InferenceModel {
 
   /** A model file as PUT takes it; every value is checked by the registry, which names the bad field. */
   export const file = t.Object({
-    name: t.Unknown({ description: `Must equal the name in the URL (${MODEL_NAME})` }),
-    version: t.Unknown({ description: 'A non-empty string, reported with every prediction' }),
-    kind: t.Unknown({ description: 'linear, logistic or mlp' }),
+    name: t.Optional(t.Unknown({ description: `Must equal the name in the URL (${MODEL_NAME})` })),
+    version: t.Optional(t.Unknown({ description: 'A non-empty string, reported with every prediction' })),
+    kind: t.Optional(t.Unknown({ description: 'linear, logistic, mlp or trees' })),
     description: t.Optional(t.Unknown({ description: 'A string' })),
-    features: t.Unknown({ description: 'Feature names: non-empty, unique strings, in the order of the coefficients' }),
+    features: t.Optional(t.Unknown({ description: 'Feature names: non-empty, unique strings, in the order of the coefficients' })),
     coef: t.Optional(t.Unknown({ description: 'linear: [n] numbers; logistic: [k][n], k = 1 for two classes, else one row per class' })),
     intercept: t.Optional(t.Unknown({ description: 'linear: a number; logistic: [k] numbers' })),
     classes: t.Optional(t.Unknown({ description: 'logistic and mlp classifiers: at least two unique labels (strings or numbers)' })),
@@ -81,20 +88,29 @@ export namespace InferenceModel {
       description: 'mlp: [{ weights: [n_in][n_out], bias: [n_out], activation: relu|tanh|sigmoid|identity|softmax }]; the first n_in is the number of features; '
         + 'the last layer has one output for a regressor, one sigmoid output for two classes, or one softmax output per class',
     })),
+    outputs: t.Optional(t.Unknown({ description: 'trees: width of the raw score vector (1 for regression and binary)' })),
+    comparison: t.Optional(t.Unknown({ description: 'trees: le32 (scikit-learn trees), le (HistGradientBoosting) or lt32 (XGBoost)' })),
+    accumulate: t.Optional(t.Unknown({ description: 'trees: f64, or f32 (XGBoost)' })),
+    aggregate: t.Optional(t.Unknown({ description: 'trees: sum or mean (random forests)' })),
+    base: t.Optional(t.Unknown({ description: 'trees: [outputs] numbers added to the aggregate' })),
+    link: t.Optional(t.Unknown({ description: 'trees: identity, sigmoid, softmax or normalize' })),
+    trees: t.Optional(t.Unknown({ description: 'trees: [{ output, width, feature, threshold, left, right, missing_left?, value }], at most 1 000 000 nodes in all' })),
   }, {
-    additionalProperties: false,
+    additionalProperties: true,
     title: 'ModelFile',
-    description: 'Every number must be finite. Unknown fields are refused.',
+    description: 'A model file of this service (unknown fields are refused), or an XGBoost booster as save_model writes it (recognised by `learner`). '
+      + 'Every number must be finite.',
     examples: [seedExample],
   })
 
   export const predictBody = t.Object({
-    features: t.Optional(t.Record(t.String(), t.Unknown({ description: 'A finite number' }), {
+    features: t.Optional(t.Record(t.String(), t.Unknown({ description: 'A finite number; null is a missing value for tree models that learned where missing values go (summary `missing`)' }), {
       description: 'One row by feature name; every feature of the model, no other',
       examples: [{ feature1: 1, feature2: 2, feature3: 0.5 }],
     })),
     instances: t.Optional(t.Array(t.Unknown({
-      description: 'A row: an array of finite numbers in the order of the model\'s features, or an object { feature: number } with every feature',
+      description: 'A row: an array of finite numbers in the order of the model\'s features, or an object { feature: number } with every feature; '
+        + 'null is a missing value for tree models that learned where missing values go (summary `missing`), a 422 for any other',
     }), { description: `1 to ${MAX_ROWS} rows` })),
   }, {
     additionalProperties: false,
@@ -151,9 +167,18 @@ export namespace KServeModel {
   export const metadata = t.Object({
     name: t.String(),
     versions: t.Array(t.String(), { description: 'The version being served' }),
-    platform: t.String({ description: 'taskmesh_wasm: a taskmesh model file run by the WebAssembly kernel' }),
+    platform: t.String({
+      description: 'taskmesh_wasm: a taskmesh model file of dense layers; taskmesh_trees: a taskmesh tree ensemble; '
+        + 'xgboost_json: an XGBoost booster as saved. All run in the WebAssembly kernel',
+    }),
     inputs: t.Array(tensorMetadata),
     outputs: t.Array(tensorMetadata),
+    parameters: t.Optional(t.Object({
+      kind: t.String({ description: 'The model kind: linear, logistic, mlp or trees' }),
+      trees: t.Optional(t.Integer({ description: 'trees only: how many trees' })),
+      nodes: t.Optional(t.Integer({ description: 'trees only: nodes of all trees together' })),
+      outputs: t.Optional(t.Integer({ description: 'trees only: width of the raw score vector' })),
+    }, { description: 'What the model is (the Open Inference Protocol\'s optional metadata parameters)' })),
   }, { title: 'ModelMetadata' })
   export type Metadata = typeof metadata.static
 
@@ -165,7 +190,7 @@ export namespace KServeModel {
       shape: t.Array(t.Unknown(), { description: `[rows, features]: rows from 1 to ${MAX_ROWS}` }),
       datatype: Datatype,
       parameters: t.Optional(Parameters),
-      data: t.Array(t.Unknown(), { description: 'Row-major finite numbers: flat (rows × features) or one array per row' }),
+      data: t.Array(t.Unknown(), { description: 'Row-major finite numbers: flat (rows × features) or one array per row; null is a missing value for tree models that take them' }),
     }), { description: 'Exactly one input tensor' }),
     outputs: t.Optional(t.Array(t.Object({
       name: t.String({ description: 'predict, or for classifiers also predict_proba' }),

@@ -1,16 +1,17 @@
-// The models being served: every model file of MODELS_DIR, validated, compiled into the WASM kernel
-// and swapped in atomically when its file changes (fs.watch, and a poll as a safety net) or is
-// uploaded (PUT). A file that fails validation is listed under `rejected`; whatever version of it
+// The models being served: every model file of MODELS_DIR (NAME.json, or NAME.xgb.json: a booster as XGBoost
+// saves it), validated, compiled into the WASM kernel and swapped in atomically when its file changes (fs.watch,
+// and a poll as a safety net) or is uploaded (PUT). A file that fails validation is listed under `rejected`; whatever version of it
 // was serving before keeps serving.
 import { type FSWatcher, watch } from 'node:fs'
-import { mkdir, readFile, unlink } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../platform/logger'
-import { digestOf, isModelFile, modelFiles, nameOf, readFailure, stampOf, writeAtomically } from './folder'
+import { digestOf, isModelFile, removeFile, modelFiles, nameOf, readFailure, siblingOf, stampOf, writeAtomically, XGB_SUFFIX } from './folder'
 import { Kernel, KERNEL_MEMORY_LIMIT, KernelMemoryError } from './kernel'
-import { compileModel, type LoadedModel } from './loaded-model'
+import { compileModel, type LoadedModel, loadModel, prepareUpload } from './loaded-model'
 import { MAX_MODELS, MODEL_NAME, ModelLimitError, modelNamePattern } from './model'
-import { ModelFileError, parseJson, parseModel } from './model-file'
+import { ModelFileError, parseJson } from './model-file'
+import { ModelTooLargeError } from './model-trees'
 
 export interface Rejection {
   file: string
@@ -93,7 +94,7 @@ export class ModelRegistry {
 
   /** The reason a file of that model was refused, if it was. */
   rejection(name: string): Rejection | undefined {
-    return this.rejected.get(`${name}.json`)
+    return this.rejected.get(`${name}.json`) ?? this.rejected.get(`${name}${XGB_SUFFIX}`)
   }
 
   get size(): number {
@@ -135,28 +136,31 @@ export class ModelRegistry {
   }
 
   /**
-   * Validates and compiles `raw` as model `name`, writes it to `<name>.json` (temp file, fsync,
-   * rename) and serves it before resolving. Throws (and nothing changes) ModelFileError when invalid,
-   * ModelLimitError for a new name past MAX_MODELS, KernelMemoryError when its weights do not fit.
+   * Validates and compiles `raw` as model `name`, writes it to `<name>.json` (a booster: `<name>.xgb.json`; temp file,
+   * fsync, rename) and serves it before resolving. Throws (and nothing changes) ModelFileError when invalid, ModelLimitError
+   * for a new name past MAX_MODELS, KernelMemoryError when its weights do not fit, ModelTooLargeError past MAX_TREE_NODES.
    */
   put(name: string, raw: unknown): Promise<{ model: LoadedModel; created: boolean }> {
     return this.exclusive(async () => {
       const kernel = await this.kernelReady()
       if (!modelNamePattern.test(name)) throw new ModelFileError('name', `must match ${MODEL_NAME}`)
       if (!this.models.has(name) && this.models.size >= MAX_MODELS) throw new ModelLimitError()
-      const spec = parseModel(raw, name)
-      const text = `${JSON.stringify(spec, null, 1)}\n`
-      const model = compileModel(kernel, spec, digestOf(text))
+      const { spec, text, file, source } = prepareUpload(raw, name)
+      const model = compileModel(kernel, spec, digestOf(text), source, file)
       try {
-        await writeAtomically(this.dir, `${name}.json`, text)
+        await writeAtomically(this.dir, file, text)
+        // One file per name: a booster replaces NAME.json and a model file of ours NAME.xgb.json.
+        await removeFile(join(this.dir, siblingOf(file)))
       } catch (error) {
         kernel.release(model.net)
         throw error
       }
       const created = !this.models.has(name)
       this.install(model)
-      this.rejected.delete(`${name}.json`)
-      this.overLimit.delete(`${name}.json`)
+      for (const other of [file, siblingOf(file)]) {
+        this.rejected.delete(other)
+        this.overLimit.delete(other)
+      }
       this.log.info({ model: name, version: model.version, created }, 'model uploaded')
       this.changed(name)
       return { model, created }
@@ -166,18 +170,13 @@ export class ModelRegistry {
   /** Removes the model and its file; false when neither existed. */
   remove(name: string): Promise<boolean> {
     return this.exclusive(async () => {
-      const file = `${name}.json`
-      let existed = this.models.has(name) || this.rejected.has(file)
+      const files = [`${name}.json`, `${name}${XGB_SUFFIX}`]
+      let existed = this.models.has(name) || files.some((file) => this.rejected.has(file))
       if (modelNamePattern.test(name)) {
-        try {
-          await unlink(join(this.dir, file))
-          existed = true
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-        }
+        for (const file of files) if (await removeFile(join(this.dir, file))) existed = true
       }
       this.uninstall(name)
-      this.rejected.delete(file)
+      for (const file of files) this.rejected.delete(file)
       if (existed) {
         this.log.info({ model: name }, 'model deleted')
         this.changed(name)
@@ -262,15 +261,14 @@ export class ModelRegistry {
   /** Brings every file of the folder, and every model whose file is gone, up to date. */
   private async rescan(): Promise<void> {
     const files = new Set(await modelFiles(this.dir))
-    for (const name of this.models.keys()) files.add(`${name}.json`)
+    for (const model of this.models.values()) files.add(model.file)
     for (const file of this.rejected.keys()) files.add(file)
     await Promise.all([...files].map((file) => this.sync(file)))
   }
 
   /**
-   * Reloads one file: unloads its model when it is gone, keeps the old version when it is invalid.
-   * A model's name is its file name without `.json` (and parseModel holds the `name` inside to it),
-   * so a URL, a file and a model are one and the same thing.
+   * Reloads one file: unloads its model when it is gone, keeps the old version when it is invalid. A model's name is its
+   * file name without `.json` or `.xgb.json` (parseModel holds the `name` inside to it): a URL, a file and a model are one.
    */
   private async sync(file: string): Promise<void> {
     const name = nameOf(file)
@@ -286,31 +284,33 @@ export class ModelRegistry {
       this.stamps.delete(file)
       text = null
     }
+    // NAME.json wins over NAME.xgb.json: one name, one model.
+    const shadowed = text !== null && file.endsWith(XGB_SUFFIX) && (await stampOf(join(this.dir, siblingOf(file))).then(() => true, () => false))
+    // Not this.reject: the sibling's own load moves the name's generation on, and this holds whatever it does.
+    if (shadowed) return void this.rejected.set(file, { file, message: `${siblingOf(file)} defines the same model and is served instead; remove one of them` })
     const kernel = await this.kernelReady()
     // Something newer (an upload, a later event) already decided what this name serves.
     if (this.generations.get(name) !== generation || this.closed) return
     if (text === null) {
       this.rejected.delete(file)
-      if (this.models.has(name)) {
+      if (this.models.get(name)?.file === file) {
         this.uninstall(name)
         this.log.info({ model: name, file }, 'model file removed: unloaded')
+        this.schedule(siblingOf(file))
       }
       return
     }
     const digest = digestOf(text)
-    if (this.models.get(name)?.digest === digest) {
-      this.rejected.delete(file)
-      return
-    }
+    if (this.models.get(name)?.digest === digest) return void this.rejected.delete(file)
     let model: LoadedModel
     try {
       if (!modelNamePattern.test(name)) throw new ModelFileError('', `the file name must be a model name (${MODEL_NAME}) followed by .json`)
       if (!this.models.has(name) && this.models.size >= MAX_MODELS) throw new ModelLimitError()
-      model = compileModel(kernel, parseModel(parseJson(text), name), digest)
+      model = loadModel(kernel, parseJson(text), name, digest, file)
     } catch (error) {
-      if (!(error instanceof ModelFileError || error instanceof ModelLimitError || error instanceof KernelMemoryError)) throw error
+      if (![ModelFileError, ModelLimitError, KernelMemoryError, ModelTooLargeError].some((type) => error instanceof type)) throw error
       if (error instanceof ModelLimitError) this.overLimit.add(file)
-      return this.reject(file, generation, error.message)
+      return this.reject(file, generation, (error as Error).message)
     }
     this.overLimit.delete(file)
     const previous = this.models.get(name)

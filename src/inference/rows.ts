@@ -17,8 +17,16 @@ const featureList = (model: LoadedModel) => {
   return model.features.length > 12 ? `${shown}, … (${model.features.length} features)` : shown
 }
 
-/** Says what is wrong with a value that is not a finite number. JSON cannot say NaN, but 1e400 parses as Infinity. */
-function check(value: unknown, at: string): number {
+/**
+ * Says what is wrong with a value that is not a finite number (JSON cannot say NaN, but 1e400 parses
+ * as Infinity), unless it is null for a model that routes missing values: then it is NaN, which the
+ * kernel's trees send where the model learned missing values go.
+ */
+function check(value: unknown, at: string, missing: boolean): number {
+  if (value === null) {
+    if (missing) return Number.NaN
+    throw new RowProblem(at, 'is null (a missing value), which this model cannot take: only tree models that learned where missing values go (XGBoost, HistGradientBoosting) accept null')
+  }
   if (typeof value !== 'number') throw new RowProblem(at, 'must be a number')
   throw new RowProblem(at, 'must be a finite number')
 }
@@ -31,7 +39,7 @@ function writePositional(row: readonly unknown[], input: Float64Array, offset: n
   if (row.length !== n) throw new RowProblem('', `has ${row.length} values, expected ${n} (${featureList(model)})`)
   for (let i = 0; i < n; i++) {
     const value = row[i]
-    input[offset + i] = typeof value === 'number' && value - value === 0 ? value : check(value, `[${i}]`)
+    input[offset + i] = typeof value === 'number' && value - value === 0 ? value : check(value, `[${i}]`, model.missing)
   }
 }
 
@@ -42,7 +50,7 @@ export function writeNamed(row: Record<string, unknown>, input: Float64Array, of
     const column = columns.get(key)
     if (column === undefined) throw new RowProblem(`.${key}`, `is not a feature of ${model.name} (${featureList(model)})`)
     const value = row[key]
-    input[offset + column] = typeof value === 'number' && value - value === 0 ? value : check(value, `.${key}`)
+    input[offset + column] = typeof value === 'number' && value - value === 0 ? value : check(value, `.${key}`, model.missing)
     seen++
   }
   // Keys are unique and all known, so fewer than n means one is missing.
@@ -72,13 +80,13 @@ export function fillRows(rows: readonly unknown[], model: LoadedModel, arraysOnl
 }
 
 /** A Fill over one flat, row-major array of `n` values per row, as flat v2 tensor data holds them. */
-export function fillFlat(data: readonly unknown[], n: number): Fill {
+export function fillFlat(data: readonly unknown[], n: number, missing: boolean): Fill {
   return (input, first, count) => {
     const start = first * n
     const end = start + count * n
     for (let i = start; i < end; i++) {
       const value = data[i]
-      input[i - start] = typeof value === 'number' && value - value === 0 ? value : check(value, `[${i}]`)
+      input[i - start] = typeof value === 'number' && value - value === 0 ? value : check(value, `[${i}]`, missing)
     }
   }
 }

@@ -6,6 +6,7 @@ import type { LoadedModel } from './loaded-model'
 import type { InferenceMetrics } from './metrics'
 import { type InferenceModel, type KServeModel, MAX_ROWS, MODEL_NAME, ModelLimitError, modelNamePattern } from './model'
 import { type Label, ModelFileError } from './model-file'
+import { ModelTooLargeError } from './model-trees'
 import { INPUT_NAME, labelType, PREDICT, PREDICT_PROBA, predictionsOf, requestedOutputs, tensorsOf } from './outputs'
 import type { ModelRegistry } from './registry'
 import { fillFlat, fillRows, run, writeNamed } from './rows'
@@ -38,6 +39,7 @@ export class InferenceService {
       // 422, not 413, past MAX_MODELS: the body is fine; it is the registry that is full.
       if (error instanceof ModelLimitError) throw new HttpError(422, error.message)
       if (error instanceof KernelMemoryError) throw new HttpError(413, `model ${name} ${error.message}`)
+      if (error instanceof ModelTooLargeError) throw new HttpError(413, `model ${name} ${error.message}`)
       if (!(error instanceof ModelFileError)) throw error
       throw invalid(error.path ? `body.${error.path}` : 'body', error.detail)
     }
@@ -86,9 +88,10 @@ export class InferenceService {
     return {
       name: model.name,
       versions: [model.version],
-      platform: 'taskmesh_wasm',
+      platform: model.source === 'xgboost_json' ? 'xgboost_json' : model.kind === 'trees' ? 'taskmesh_trees' : 'taskmesh_wasm',
       inputs: [{ name: INPUT_NAME, datatype: 'FP64', shape: [-1, model.features.length], parameters: { features: [...model.features] } }],
       outputs,
+      parameters: { kind: model.kind, ...(model.kind === 'trees' ? { trees: model.summary.trees, nodes: model.summary.nodes, outputs: model.summary.outputs } : {}) },
     }
   }
 
@@ -123,7 +126,7 @@ export class InferenceService {
     }
     const outputs = nested
       ? run(model, rows, (problem) => `body.inputs[0].data[${problem.row}]${problem.at}`, fillRows(data, model, true))
-      : run(model, rows, (problem) => `body.inputs[0].data${problem.at}`, fillFlat(data, n))
+      : run(model, rows, (problem) => `body.inputs[0].data${problem.at}`, fillFlat(data, n, model.missing))
     this.metrics.observe(model.name, rows)
     return {
       model_name: model.name,

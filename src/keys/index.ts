@@ -29,10 +29,11 @@ export function keys(store: KeyStore, credentials: Credentials) {
       response: { 201: unchecked(KeyModel.created), ...problemResponses(400, 401, 403, 413, 415, 422, 500) },
       detail: {
         summary: 'Create an API key',
-        description: 'Any valid credential may create keys for its own owner. `scopes` default to the caller\'s own and must each be held by the caller '
+        description: 'Any credential holding a scope of this service may create keys for its own owner (403 otherwise). `scopes` default to the caller\'s own and must each be held by the caller '
           + '(`admin` holds every scope, so an admin may give any, `admin` included); another scope is 403. Only `admin` may name another `owner` (403 otherwise). '
           + '`expires_in` (1 s to 10 years) sets `expires_at`, from which the key is 401 like a revoked one; a key that expires cannot create one that outlives it (403), '
-          + 'and by default the new key expires with it. The raw `key` is in this response only.',
+          + 'and by default the new key expires with it. A key created with an access token expires in 90 days by default and at most (a longer `expires_in` is 403). '
+          + 'The raw `key` is in this response only.',
       },
     })
     .get('', ({ query, principal }) => service.list(principal, query.owner), {
@@ -40,7 +41,11 @@ export function keys(store: KeyStore, credentials: Credentials) {
       rateGroup: 'keys',
       query: KeyModel.listQuery,
       response: { 200: unchecked(KeyModel.list), ...problemResponses(401, 403, 422, 500) },
-      detail: { summary: 'List your API keys', description: 'Newest first, revoked and expired ones included, never a secret. `admin` may pass `?owner=` (403 for anyone else naming another owner).' },
+      detail: {
+        summary: 'List your API keys',
+        description: 'All of your keys, newest first, revoked and expired ones included, never a secret. Needs a credential holding a scope of this service (403 otherwise). '
+          + '`admin` may pass `?owner=` (403 for anyone else naming another owner).',
+      },
     })
     .delete('/:id', async ({ params, principal, set }) => {
       await service.revoke(principal, params.id)
@@ -49,7 +54,11 @@ export function keys(store: KeyStore, credentials: Credentials) {
       auth: 'any',
       rateGroup: 'keys',
       params: KeyModel.params,
-      response: { 204: t.Undefined({ description: 'Revoked: refused everywhere within 2 s, its sockets closed with 1008' }), ...problemResponses(401, 404, 422, 500) },
-      detail: { summary: 'Revoke an API key', description: 'One of your keys (`admin`: anyone\'s). Another owner\'s key, an unknown one and one already revoked are 404.' },
+      response: { 204: t.Undefined({ description: 'Revoked: refused everywhere within 2 s, its sockets closed with 1008' }), ...problemResponses(401, 403, 404, 422, 500) },
+      detail: {
+        summary: 'Revoke an API key',
+        description: 'One of your keys whose scopes the caller holds, each (`admin`: anyone\'s key). Needs a credential holding a scope of this service (403 otherwise). '
+          + 'A key with a scope the caller lacks, another owner\'s key, an unknown one and one already revoked are all 404.',
+      },
     })
 }

@@ -2,15 +2,18 @@
 // appear only in responses; `owner` in a request is honoured for `admin` alone (service.ts).
 import { Type } from '@sinclair/typebox'
 import { t } from 'elysia'
-import { MAX_KEY_LIFETIME_S as MAX_EXPIRES_IN, MAX_LABEL, SCOPES } from '../platform/keys'
+import { MAX_KEY_LIFETIME_S as MAX_EXPIRES_IN, MAX_LABEL, MAX_OWNER, OWNER_PATTERN, OWNER_RULE, SCOPES } from '../platform/keys'
 
 export { MAX_EXPIRES_IN }
+/** The longest a key minted with an access token lives, and what it lives by default: 90 days, in seconds. */
+export const MAX_TOKEN_KEY_LIFETIME_S = 90 * 24 * 3600
 
 const Scope = t.UnionEnum(SCOPES, { error: `must be one of: ${SCOPES.join(', ')}` })
 const Instant = t.String({ format: 'date-time' })
+// The schema checks what JSON Schema can; the service checks the rest of isOwner (lone surrogates).
 const Owner = t.String({
-  minLength: 1, maxLength: 255, pattern: '^[^\\x00-\\x1f\\x7f]+$',
-  error: 'must be 1 to 255 characters without control characters',
+  minLength: 1, maxLength: MAX_OWNER, pattern: OWNER_PATTERN,
+  error: `must be ${OWNER_RULE}`,
   description: 'Whose key it is (the owner namespace keys and tokens share)',
 })
 
@@ -46,7 +49,7 @@ export namespace KeyModel {
     })),
     expires_in: t.Optional(Type.Integer({
       minimum: 1, maximum: MAX_EXPIRES_IN, error: `must be an integer number of seconds from 1 to ${MAX_EXPIRES_IN} (ten years)`,
-      description: 'Seconds until the key expires; default: never',
+      description: 'Seconds until the key expires; default: never (a key minting it: when that key expires; an access token: 90 days, also the longest)',
     })),
     label: t.Optional(t.Union([t.String({ maxLength: MAX_LABEL }), t.Null()], {
       error: `must be a string of at most ${MAX_LABEL} characters, or null`,

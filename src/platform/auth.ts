@@ -85,14 +85,15 @@ export class Credentials {
     return this.keys.synchronous && this.tokens === null
   }
 
-  /** Whether a bearer value goes to the token verifier rather than the key store. */
-  private isToken(raw: string): boolean {
-    return this.tokens !== null && isJwtShaped(raw)
-  }
-
-  /** Whether `raw` is shaped like a credential this instance verifies (a key, or a token when OIDC is configured). */
-  checkable(raw: string): boolean {
-    return presentedKeyId(raw) !== null || this.isToken(raw)
+  /**
+   * The access token a request presents, for the token verifier rather than the key store: a JWT
+   * in `Authorization: Bearer` when OIDC is configured. `X-API-Key` carries keys only (and wins
+   * over Authorization), so a JWT there is a malformed key.
+   */
+  tokenOf(request: Request): string | null {
+    if (this.tokens === null || request.headers.get('x-api-key')) return null
+    const raw = presentedKey(request.headers)
+    return raw !== null && isJwtShaped(raw) ? raw : null
   }
 
   /** Whether the principal's key still exists unrevoked and unexpired, asked of the store: for what outlives a request (sockets, tickets). */
@@ -112,18 +113,7 @@ export class Credentials {
     return (this.vouchedFor.get(raw) ?? 0) > this.now()
   }
 
-  /** What verifying `raw` now would answer without asking the key store: valid, refused, or undefined (a lookup). */
-  known(raw: string): boolean | undefined {
-    if (this.isToken(raw)) return this.tokens!.cached(raw) === undefined ? undefined : true
-    const now = this.now()
-    if ((this.cache.get(raw)?.until ?? 0) > now) return true
-    if ((this.refused.get(raw) ?? 0) > now || presentedKeyId(raw) === null) return false
-    return undefined
-  }
-
   private verify(raw: string): Awaitable<Principal | null> {
-    // A token's own refusals (401 invalid_token with the reason, 503 while the provider is down) are thrown as they are.
-    if (this.isToken(raw)) return this.tokens!.cached(raw) ?? this.tokens!.verify(raw)
     const now = this.now()
     const hit = this.cache.get(raw)
     if (hit && hit.until > now) return hit.principal
@@ -157,8 +147,10 @@ export class Credentials {
   principalOf(request: Request): Awaitable<Principal | null> {
     const slots = request as Request & Slots
     if (!(resolved in slots)) {
-      const raw = presentedKey(request.headers)
-      slots[resolved] = raw ? this.verify(raw) : null
+      const token = this.tokenOf(request)
+      const raw = token ?? presentedKey(request.headers)
+      // A token's own refusals (401 invalid_token with the reason, 503 while the provider is down) are thrown as they are.
+      slots[resolved] = token !== null ? this.tokens!.cached(token) ?? this.tokens!.verify(token) : raw ? this.verify(raw) : null
     }
     return slots[resolved]!
   }

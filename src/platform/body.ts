@@ -1,5 +1,5 @@
-// Reading JSON request bodies strictly: media type (415), size (413), UTF-8, nesting
-// depth and JSON syntax (400), in that order, before any schema check (422).
+// Reading JSON request bodies strictly: media type (415), size (413), binary data sent as JSON
+// (415), UTF-8, nesting depth and JSON syntax (400), in that order, before any schema check (422).
 import { HttpError } from './errors'
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
@@ -66,12 +66,28 @@ export function nestsDeeper(bytes: Uint8Array, limit: number): boolean {
   return false
 }
 
-export async function readJson(request: Request, contentType: string, limit: number): Promise<unknown> {
-  if (!isJsonMediaType(contentType)) {
-    throw new HttpError(415, 'the request body must be JSON (Content-Type: application/json)')
-  }
+/**
+ * True when the bytes open as a Python pickle (protocol 2 to 5: 0x80 then the protocol) or as
+ * compressed data (zlib, gzip, bz2, xz, lz4, zip: what joblib and friends write) — never JSON.
+ */
+export function looksBinary(bytes: Uint8Array): boolean {
+  const [a = 0, b = 0, c = 0, d = 0] = bytes
+  if (a === 0x80) return b >= 2 && b <= 5
+  if (a === 0x78) return b === 0x01 || b === 0x5e || b === 0x9c || b === 0xda
+  if (a === 0x1f) return b === 0x8b
+  if (a === 0x42) return b === 0x5a && c === 0x68
+  if (a === 0xfd) return b === 0x37 && c === 0x7a && d === 0x58
+  if (a === 0x04) return b === 0x22 && c === 0x4d && d === 0x18
+  return a === 0x50 && b === 0x4b && c === 0x03 && d === 0x04
+}
+
+/** `hint`, which a route may declare, follows the 415's own words. */
+export async function readJson(request: Request, contentType: string, limit: number, hint?: string): Promise<unknown> {
+  const notJson = (what: string) => new HttpError(415, `${what}${hint ? `; ${hint}` : ''}`)
+  if (!isJsonMediaType(contentType)) throw notJson('the request body must be JSON (Content-Type: application/json)')
   const bytes = await readLimited(request, limit)
   if (bytes.byteLength > limit) throw tooLarge(limit)
+  if (looksBinary(bytes)) throw notJson('the request body is binary data (a pickle or compressed file), not JSON')
   let text: string
   try {
     text = decoder.decode(bytes)

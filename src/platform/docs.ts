@@ -113,14 +113,30 @@ const segmentOf = (path: string) => path.split('/', 2)[1]!
 
 const header = (description: string, type = 'string') => ({ description, schema: { type } })
 
+/** The shape of an operation's errors: its 401's, else its first error's, else `sibling`. */
+function errorContent(responses: Record<string, Response>, sibling: Content | undefined): Content | undefined {
+  const errors = Object.entries(responses).filter(([status, response]) => Number(status) >= 400 && status !== '429' && status !== '503' && response.content)
+  return (errors.find(([status]) => status === '401') ?? errors[0])?.[1].content ?? sibling
+}
+
+/** The 503 of a route an access token may call, while the identity provider's signing keys cannot be had. */
+function providerUnavailable(responses: Record<string, Response>, sibling: Content | undefined): Response | undefined {
+  const content = errorContent(responses, sibling)
+  if (!content) return undefined
+  return {
+    description: 'The identity provider cannot be reached and none of its signing keys are cached: access tokens cannot be verified yet (API keys still work)',
+    headers: { 'Retry-After': header('Seconds until the provider is asked again', 'integer') },
+    content,
+  }
+}
+
 /**
  * The 429 the gateway answers on a rate-limited route, in the error shape the route's other errors
  * have (problem+json, or a protocol's own): routes do not declare it, the gateway adds it to every route of a rate
  * group. A route that declares no error (a health probe) answers in the shape of the 401 of a route beside it.
  */
 function rateLimited(responses: Record<string, Response>, sibling: Content | undefined): Response | undefined {
-  const errors = Object.entries(responses).filter(([status, response]) => Number(status) >= 400 && status !== '429' && response.content)
-  const content = (errors.find(([status]) => status === '401') ?? errors[0])?.[1].content ?? sibling
+  const content = errorContent(responses, sibling)
   if (!content) return undefined
   return {
     description: 'Rate limit exceeded (per API key, per client address when anonymous)',
@@ -157,11 +173,16 @@ function finish({ paths, components }: ReturnType<typeof toOpenAPISchema>, route
     const content = responses!['401']?.content
     if (content && !unauthorized.has(segmentOf(path))) unauthorized.set(segmentOf(path), content)
   }
-  for (const [path, { responses }] of operations) {
+  for (const [path, operation] of operations) {
+    const { responses } = operation
     // `{id}` where the router has `:id`: the rate group of a path is known by its prefix up to the first parameter.
     // A route that declares a 429 of its own (too many sockets) can get the gateway's too: its headers are added.
     const limited = routes?.rateGroupOf(path) !== undefined ? rateLimited(responses!, unauthorized.get(segmentOf(path))) : undefined
     if (limited) responses!['429'] = { ...limited, ...responses!['429'], headers: limited.headers }
+    // With OIDC_ISSUER, a route that takes the provider's tokens may answer 503 (platform/oidc.ts).
+    const tokens = oidc && operation.security!.some((scheme) => typeof scheme === 'object' && scheme !== null && 'accessToken' in scheme)
+    const unavailable = tokens ? providerUnavailable(responses!, unauthorized.get(segmentOf(path))) : undefined
+    if (unavailable) responses!['503'] = { ...unavailable, ...responses!['503'], headers: { ...responses!['503']?.headers, ...unavailable.headers } }
   }
   return {
     openapi: '3.1.2',

@@ -72,13 +72,13 @@ export function gateway({ config, credentials, limiter, telemetry, routes }: Gat
   }
   const inFlight = new Map<string, number>()
   /**
-   * The key lookup of a request whose client's bucket of unknown keys is not empty: at most
-   * MAX_LOOKUPS_IN_FLIGHT at once per client, since that bucket is only charged once a key is found bad.
+   * The key lookup (or token verification) of a request whose client's bucket of unknown keys is not
+   * empty: at most MAX_LOOKUPS_IN_FLIGHT at once per client, since that bucket is only charged once a credential is found bad.
    */
   const lookup = (request: Request, client: string) => {
     const running = inFlight.get(client) ?? 0
     if (running >= MAX_LOOKUPS_IN_FLIGHT) {
-      throw new HttpError(429, `at most ${MAX_LOOKUPS_IN_FLIGHT} API keys from one client are checked at once; retry shortly`, { headers: { 'retry-after': '1' } })
+      throw new HttpError(429, `at most ${MAX_LOOKUPS_IN_FLIGHT} credentials from one client are checked at once; retry shortly`, { headers: { 'retry-after': '1' } })
     }
     const principal = credentials.principalOf(request)
     if (!(principal instanceof Promise)) return principal
@@ -96,7 +96,10 @@ export function gateway({ config, credentials, limiter, telemetry, routes }: Gat
    * client's bucket of unknown keys is not empty (and a few at a time), and a bad one empties it,
    * so made-up keys (each with a fresh id) reach the key store no faster than that limit. A key
    * verified good within VOUCHED_MS goes straight to its own bucket, so nobody at its address can
-   * lock it out with made-up keys. Synchronous when the limiter and the key store are.
+   * lock it out with made-up keys. An access token is the same: one verified before (and cached)
+   * draws from its owner's bucket at once, any other is verified only while its client's bucket of
+   * unknown keys is not empty, and a refused one (401, or 503 while the provider is down) empties it.
+   * Synchronous when the limiter and the key store are.
    */
   const decide = (request: Request, server: Server<unknown> | null, headers: Record<string, unknown>): Awaitable<void> => {
     if (request.method === 'OPTIONS') return
@@ -108,21 +111,28 @@ export function gateway({ config, credentials, limiter, telemetry, routes }: Gat
     const keyId = raw === null ? null : presentedKeyId(raw)
     const take = (bucket: string) => then(limiter.take(`${group}:${bucket}`, limit), (verdict) => admit(group, limit, verdict, headers))
     const anonymous = () => take(`ip:${clientOf(request, server)}`)
-    if (keyId === null) {
-      // A token is verified first (a signature check against cached signing keys, no store), then
-      // draws from its own bucket; a bad one is answered by the verifier (401, or 503 while keys cannot be fetched).
-      if (raw === null || !credentials.checkable(raw)) return anonymous()
-      return then(credentials.principalOf(request), (principal) => (principal ? take(`key:${principal.keyId}`) : anonymous()))
+    const unvouched = () => {
+      const client = clientOf(request, server)
+      const unknown = `unknown-keys:${client}`
+      return then(limiter.peek(`${group}:${unknown}`, limit), (open) => {
+        if (!open.allowed) throw refuse(group, limit, open, headers)
+        const found = lookup(request, client)
+        // A bad token rejects with its refusal, thrown once its client's bucket of unknown keys has paid for it.
+        const settled = found instanceof Promise
+          ? found.catch((error: unknown) => then(take(unknown), (): never => { throw error }))
+          : found
+        // A bad key is answered 401 by its route, having paid from the same bucket.
+        return then(settled, (principal) => (principal ? take(`key:${principal.keyId}`) : take(unknown)))
+      })
     }
-    const own = () => take(`key:${keyId}`)
-    if (credentials.vouched(raw!)) return own()
-    const client = clientOf(request, server)
-    const unknown = `unknown-keys:${client}`
-    return then(limiter.peek(`${group}:${unknown}`, limit), (open) => {
-      if (!open.allowed) throw refuse(group, limit, open, headers)
-      // A bad key is answered 401 by its route, having paid from its client's bucket of unknown keys.
-      return then(lookup(request, client), (principal) => (principal ? own() : take(unknown)))
-    })
+    if (keyId === null) {
+      const token = credentials.tokenOf(request)
+      if (token === null) return anonymous()
+      const verified = credentials.tokens!.cached(token)
+      return verified ? take(`key:${verified.keyId}`) : unvouched()
+    }
+    if (credentials.vouched(raw!)) return take(`key:${keyId}`)
+    return unvouched()
   }
   if (limiter.synchronous && credentials.synchronous) {
     return plugin.onRequest(({ request, server, set }) => {

@@ -6,6 +6,9 @@
 import { Elysia } from 'elysia'
 import type { RateGroup } from '../config'
 
+/** The most a route's `bodyLimit` may be: what the server lets through to the body reader (serve.ts). */
+export const MAX_ROUTE_BODY_LIMIT = 64 * 1024 * 1024
+
 /** A macro that only declares: returning no hook keeps the value on the route's hooks, where RouteTable finds it. */
 const declare = <T>() => (_value: T) => ({})
 
@@ -14,9 +17,12 @@ export const routeOptions = new Elysia({ name: 'platform/route-options' }).macro
   rateGroup: declare<RateGroup>(),
   /** Largest request body the route accepts, in bytes, instead of the service-wide limit. */
   bodyLimit: declare<number>(),
+  /** Added to the 415 for a body that is not JSON (another media type, or binary such as a pickle): where to turn instead. */
+  notJsonHint: declare<string>(),
 })
 
 export interface RouteOptions {
   rateGroup?: RateGroup
   bodyLimit?: number
+  notJsonHint?: string
 }

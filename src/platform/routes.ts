@@ -4,7 +4,7 @@
 // its `auth` macro requires.
 import type { RateGroup } from '../config'
 import type { Requirement } from './keys'
-import type { RouteOptions } from './route-options'
+import { MAX_ROUTE_BODY_LIMIT, type RouteOptions } from './route-options'
 
 interface RouteLike {
   method: string
@@ -20,6 +20,7 @@ export class RouteTable {
   private patterns: Array<{ regex: RegExp; methods: Set<string> }> = []
   private schemas = new Map<string, Array<[location: string, schema: ObjectSchema]>>()
   private bodyLimits = new Map<string, number>()
+  private notJsonHints = new Map<string, string>()
   private scopes = new Map<string, Requirement>()
   /** Rate groups of routes without parameters, by path, and of the others by their path up to the first parameter. */
   private groupsByPath = new Map<string, RateGroup>()
@@ -32,7 +33,11 @@ export class RouteTable {
       // Catch-alls (CORS preflight) would make every unknown path a 405.
       if (path.includes('*')) continue
       const verb = method.toUpperCase()
-      if (hooks?.bodyLimit !== undefined) this.bodyLimits.set(`${verb} ${path}`, hooks.bodyLimit)
+      if (hooks?.bodyLimit !== undefined) {
+        if (hooks.bodyLimit > MAX_ROUTE_BODY_LIMIT) throw new Error(`${verb} ${path} declares a body limit past MAX_ROUTE_BODY_LIMIT (${MAX_ROUTE_BODY_LIMIT} bytes)`)
+        this.bodyLimits.set(`${verb} ${path}`, hooks.bodyLimit)
+      }
+      if (hooks?.notJsonHint !== undefined) this.notJsonHints.set(`${verb} ${path}`, hooks.notJsonHint)
       if (hooks?.authScope !== undefined) this.scopes.set(`${verb} ${path}`, hooks.authScope)
       if (hooks?.rateGroup !== undefined) {
         const param = path.indexOf(':')
@@ -64,6 +69,11 @@ export class RouteTable {
   /** The body limit `method route` declared, if it declared one. */
   bodyLimitOf(method: string, route: string): number | undefined {
     return this.bodyLimits.get(`${method} ${route}`)
+  }
+
+  /** What `method route` declared to add to the 415 for a body that is not JSON, if anything. */
+  notJsonHintOf(method: string, route: string): string | undefined {
+    return this.notJsonHints.get(`${method} ${route}`)
   }
 
   /** The scope `method route` requires, if it requires credentials. */

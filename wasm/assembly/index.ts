@@ -222,3 +222,5 @@ export function softmax(p: usize, rows: i32, cols: i32): void {
     for (let q = row; q < end; q += 8) store<f64>(q, load<f64>(q) / sum);
   }
 }
+
+export { normalize, sigmoid32, softmax32, trees } from './trees'

@@ -9,6 +9,18 @@ export const DEFAULT_SCOPES: Scope[] = ['tasks:read', 'tasks:write', 'sensors:re
 export const MAX_KEY_LIFETIME_S = 10 * 365 * 24 * 3600
 /** Longest label, in characters. */
 export const MAX_LABEL = 200
+/** Longest owner, in characters (UTF-16 code units, as JSON Schema's maxLength is checked here). */
+export const MAX_OWNER = 255
+/** The owner rule, in words, for every place that checks one: the keys API, the CLI, a token's owner claim. */
+export const OWNER_RULE = `1 to ${MAX_OWNER} characters, without control characters or lone surrogates`
+/** The characters an owner may not contain (C0 and C1 controls, U+0000 among them), as a JSON Schema pattern. */
+export const OWNER_PATTERN = '^[^\\x00-\\x1f\\x7f-\\x9f]+$'
+const ownerPattern = new RegExp(OWNER_PATTERN)
+
+/** Whether `value` may be an owner: the one namespace keys and tokens share, so one rule everywhere. */
+export function isOwner(value: unknown): value is string {
+  return typeof value === 'string' && value.length >= 1 && value.length <= MAX_OWNER && ownerPattern.test(value) && value.isWellFormed()
+}
 
 export interface KeyRecord {
   id: string
