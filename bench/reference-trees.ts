@@ -19,6 +19,8 @@ interface Flat {
 }
 
 function flatten(spec: TreesSpec): Flat {
+  // Summing in float32 (XGBoost): every leaf value a float32 number before it is added.
+  const round = spec.accumulate === 'f32' ? f32 : (value: number) => value
   const nodes = spec.trees.reduce((n, tree) => n + tree.feature.length, 0)
   const flat: Flat = {
     feat: new Int32Array(nodes), left: new Int32Array(nodes), right: new Int32Array(nodes), thr: new Float64Array(nodes),
@@ -34,7 +36,7 @@ function flatten(spec: TreesSpec): Flat {
       flat.miss[n] = tree.missing_left?.[i] ? 1 : 0
       if (f < 0) {
         flat.left[n] = v
-        for (let j = 0; j < tree.width; j++) flat.values[v++] = tree.value[i * tree.width + j]!
+        for (let j = 0; j < tree.width; j++) flat.values[v++] = round(tree.value[i * tree.width + j]!)
       } else {
         flat.left[n] = offset + tree.left[i]!
         flat.right[n] = offset + tree.right[i]!
@@ -59,9 +61,11 @@ function softmax32(p: Float64Array, rows: number, cols: number): void {
     for (let j = 0; j < cols; j++) {
       const e = f32(Math.exp(f32(f32(p[s + j]!) - m)))
       p[s + j] = e
-      sum = f32(sum + e)
+      // As XGBoost: the exps summed in double, each divided by the sum as a float.
+      sum += e
     }
-    for (let j = 0; j < cols; j++) p[s + j] = f32(p[s + j]! / sum)
+    const total = f32(sum)
+    for (let j = 0; j < cols; j++) p[s + j] = f32(p[s + j]! / total)
   }
 }
 

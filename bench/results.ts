@@ -82,8 +82,9 @@ export function writeResults(options: Options, results: ScenarioResult[], meta: 
     writeFileSync(join(resultsDir, `${stamp}-${suffix}.json`), record)
     writeFileSync(join(resultsDir, `${stamp}-${suffix}.md`), markdown(results, meta))
     console.log(`wrote bench/results/${stamp}-${suffix}.json and .md (latest.* untouched)`)
-  } else if (!options.smoke && options.scenarios.length < scenarios.length) {
-    // A partial run never replaces the latest full results either (README copies latest.md).
+  } else if (!options.smoke && options.scenarios.length < scenarios.filter((scenario) => !scenario.tokens).length) {
+    // A partial run never replaces the latest full results either (README copies latest.md); a
+    // default run is full without the token scenarios it leaves out.
     writeFileSync(join(resultsDir, `${stamp}.json`), record)
     writeFileSync(join(resultsDir, `${stamp}.md`), markdown(results, meta))
     console.log(`wrote bench/results/${stamp}.json and .md (a partial run: latest.* untouched)`)

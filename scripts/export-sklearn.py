@@ -20,6 +20,8 @@ Scalers before a dense model are folded into its first layer when that reproduce
 times 1 / scale). Before trees, each threshold is moved
 onto the raw feature: the exact float64 value where the scaled (and, for the float32 trees, rounded)
 feature crosses it, found by bisection, so the folded model routes every row as the pipeline does.
+Class labels are written as strings (str() of each of classes_), as the service answers them: a model
+fitted on 0, 1, 2 predicts "0", "1", "2".
 Anything else: exit code 2 and one line on standard error naming it.
 """
 import argparse
@@ -137,6 +139,8 @@ def dense_layers(est):
     name = kind_of(est)
     if name == 'LogisticRegression':
         multi = getattr(est, 'multi_class', 'auto')
+        # scikit-learn >= 1.5 deprecates the parameter: its default 'deprecated' behaves as 'auto'.
+        multi = 'auto' if multi == 'deprecated' else multi
         if len(est.classes_) > 2 and (multi == 'ovr' or (multi == 'auto' and est.solver == 'liblinear')):
             raise Unsupported('LogisticRegression with one-vs-rest multiclass is not supported (use multinomial)')
         if len(est.classes_) == 2:
@@ -326,11 +330,13 @@ def export(model, name, features=None, classes=None):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        epilog='Class labels are written, and served, as strings: a model fitted on labels 0, 1, 2 answers "0", "1", "2".')
     parser.add_argument('model', help='a .joblib or .pkl file saved with joblib.dump (or pickle)')
     parser.add_argument('--name', help="the model's name in the service (default: the file's stem)")
     parser.add_argument('--features', help='feature names, comma-separated, in the order the model was fitted')
-    parser.add_argument('--classes', help="class labels, comma-separated, in the order of the estimator's classes_")
+    parser.add_argument('--classes', help="class labels, comma-separated, in the order of the estimator's classes_ (default: str() of each; labels are strings in the model file)")
     args = parser.parse_args()
     try:
         model = joblib.load(args.model)

@@ -228,6 +228,12 @@ function fitAll(fits: string[]): string[] {
 }
 
 describe.if(withPython)('scripts/export-sklearn.py names', () => {
+  test('--help says labels are served as strings ("0", "1", "2")', () => {
+    const done = run([exporter, '--help'])
+    expect(done.code).toBe(0)
+    expect(done.stdout.replace(/\s+/g, ' ')).toContain('Class labels are written, and served, as strings: a model fitted on labels 0, 1, 2 answers "0", "1", "2".')
+  })
+
   test("features default to the model's feature_names_in_ (a model fitted on a table with column names)", () => {
     // The smallest table scikit-learn takes column names from (pandas is not installed here): `columns` and __array__.
     const [path] = fitAll([[
@@ -253,6 +259,8 @@ describe.if(withPython)('scripts/export-sklearn.py refuses what it cannot export
     ['a categorical HistGradientBoosting', 'from sklearn.ensemble import HistGradientBoostingClassifier\nX[:, 0] = np.arange(len(X)) % 4\nmodel = HistGradientBoostingClassifier(max_iter=3, categorical_features=[0]).fit(X, y)', 'categorical'],
     ['an unsupported Pipeline step', 'from sklearn.pipeline import make_pipeline\nfrom sklearn.decomposition import PCA\nfrom sklearn.linear_model import Ridge\nmodel = make_pipeline(PCA(2), Ridge()).fit(X, y)', 'PCA'],
     ['one-vs-rest LogisticRegression', 'from sklearn.linear_model import LogisticRegression\nmodel = LogisticRegression(solver="liblinear").fit(X, y)', 'one-vs-rest'],
+    // scikit-learn ≥ 1.5 saves multi_class='deprecated', which acts as 'auto': liblinear on three classes is one-vs-rest.
+    ['one-vs-rest LogisticRegression saved with multi_class "deprecated"', 'from sklearn.linear_model import LogisticRegression\nmodel = LogisticRegression(solver="liblinear").fit(X, y)\nmodel.multi_class = "deprecated"', 'one-vs-rest'],
     ['GradientBoosting with its own init estimator', 'from sklearn.ensemble import GradientBoostingRegressor\nfrom sklearn.linear_model import LinearRegression\nmodel = GradientBoostingRegressor(n_estimators=3, init=LinearRegression()).fit(X, y)', 'init=LinearRegression'],
     ['a Poisson HistGradientBoosting', 'from sklearn.ensemble import HistGradientBoostingRegressor\nmodel = HistGradientBoostingRegressor(max_iter=3, loss="poisson").fit(X, y + 1)', 'poisson'],
     ['an estimator that was never fitted', 'from sklearn.ensemble import RandomForestClassifier\nmodel = RandomForestClassifier()', 'not fitted'],

@@ -346,6 +346,14 @@ describe('what PUT /v1/models/{name} refuses before it replaces anything', () =>
     ['a protocol 4 pickle', Uint8Array.from([0x80, 0x04, 0x95, 0x2b, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x8c, 0x08])],
     ['a protocol 5 pickle', Uint8Array.from([0x80, 0x05, 0x95, 0x10, 0x00, 0x00])],
     ['a zlib-compressed joblib', new Uint8Array(deflateSync(Uint8Array.from([0x80, 0x04, 0x95, 1, 2, 3])))],
+    // joblib.dump(..., compress='lzma'), and pickle.dumps(..., protocol=0 or 1) of a dict, a list, an estimator.
+    ['an lzma-compressed joblib', Uint8Array.from([0x5d, 0x00, 0x00, 0x80, 0x00, 0xff, 0xff, 0xff, 0xff])],
+    ['a protocol 0 pickle of a dict', new TextEncoder().encode('(dp0\nVa\np1\nI1\ns.')],
+    ['a protocol 0 pickle of a list', new TextEncoder().encode('(lp0\nI1\na.')],
+    ['a protocol 0 pickle of an instance', new TextEncoder().encode('(i__main__\nModel\np0\n.')],
+    ['a protocol 0 pickle of an estimator', new TextEncoder().encode('ccopy_reg\n_reconstructor\np0\n(csklearn.linear_model._base\nLinearRegression\n')],
+    ['a protocol 0 pickle of a builtin', new TextEncoder().encode('c__builtin__\nset\np0\n((lp1\ntp2\nRp3\n.')],
+    ['a protocol 1 pickle of a dict', Uint8Array.from([0x7d, 0x71, 0x00, 0x58, 0x01, 0x00, 0x00, 0x00, 0x61])],
   ]
   for (const [what, bytes] of pickles) {
     test(`${what} sent as JSON is a 415 pointing to scripts/export-sklearn.py`, async () => {

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { type Fill, Kernel } from '../src/inference/kernel.ts'
 import { compileModel } from '../src/inference/loaded-model.ts'
 import { ModelFileError, parseModel, type TreesModel } from '../src/inference/model-file.ts'
-import { MAX_TREE_NODES, ModelTooLargeError, type Tree } from '../src/inference/model-trees.ts'
+import { MAX_TREE_DEPTH, MAX_TREE_NODES, ModelTooLargeError, type Tree } from '../src/inference/model-trees.ts'
 import { predictionsOf } from '../src/inference/outputs.ts'
 import { fillRows, run } from '../src/inference/rows.ts'
 import { mulberry32 as prng } from '../bench/prng'
@@ -79,7 +79,8 @@ describe('the kernel against the TypeScript traversal', () => {
     // Sums bit for bit; after exp (sigmoid, softmax) two libms may differ in the last bits, and a float32 rounding with them.
     const rel = shape.link === 'sigmoid' || shape.link === 'softmax' ? 1e-6 : 0
     test(`${what}: equal ${rel ? 'to 1e-6' : 'bit for bit'}, with and without missing values, whatever rows % 4`, () => {
-      const file = parseModel(ensemble(100 + k, shape, 40), `random-${100 + k}`) as TreesModel
+      // 43 trees: not a multiple of 8, so a single row also walks the last trees one by one.
+      const file = parseModel(ensemble(100 + k, shape, 43), `random-${100 + k}`) as TreesModel
       const net = kernel.compileTrees(file, 6)
       const reference = compileTreesReference(file, 6)
       for (const rows of [1, 3, 4, 7, 1000]) {
@@ -178,7 +179,55 @@ describe('comparisons as each library makes them', () => {
     const f32 = Math.fround
     expect(predictRows(file('f32'), [[0]])).toEqual([f32(f32(f32(f32(1) + f32(1e-8)) + f32(1e-8)) + 0.5)])
     expect(predictRows(file('f64'), [[0]])).toEqual([1 + 1e-8 + 1e-8 + 0.5])
+    // XGBoost adds f32(leaf): 1 + f32(2^-24 + 2^-50) = 1 + 2^-24 ties to 1, where 1 + (2^-24 + 2^-50) would round up.
+    const odd = 2 ** -24 + 2 ** -50
+    const once = { ...file('f32'), trees: [tree(odd)] }
+    expect(predictRows(once, [[0]])).toEqual([1])
+    expect(Array.from(compileTreesReference(parseModel(once, 'sums') as TreesModel, 1).run(1, (x) => x.fill(0)))).toEqual([1])
+    // And f32(base): base 1 + 2^-30 is 1 as a float32, plus the leaf 2^-23 is 1 + 2^-23 (not 1 + 2^-23 + 2^-30 rounded).
+    expect(predictRows({ ...file('f32', 'sum', 1 + 2 ** -30), trees: [tree(2 ** -23)] }, [[0]])).toEqual([1 + 2 ** -23])
     expect(predictRows(file('f64', 'mean', 2), [[0]])).toEqual([(1e-8 + 1e-8 + 0.5) / 3 + 2])
+  })
+
+  test('softmax with f32 sums is XGBoost\'s: the exps summed in float64, each divided by that sum as a float32', () => {
+    // Margins 0 and ten -17: exp(-17) ≈ 4.1e-8 is under half a float32 ulp of 1, so a float32 sum would stay 1 and p0 be 1.
+    const margins = [0, ...new Array(10).fill(-17)]
+    const classes = margins.map((_, i) => `c${i}`)
+    const file = {
+      ...head('soft', 1), kind: 'trees', classes, outputs: 11, comparison: 'lt32', accumulate: 'f32', aggregate: 'sum', base: margins, link: 'softmax',
+      trees: [{ output: 0, width: 1, feature: [-1], threshold: [0], left: [-1], right: [-1], value: [0] }],
+    }
+    const e = Math.fround(Math.exp(-17))
+    const sum = Math.fround(1 + 10 * e)
+    const [p] = predictRows(file, [[0]]) as Array<{ probabilities: Record<string, number> }>
+    expect(Math.fround(1 / sum)).toBeLessThan(1)
+    expect(p!.probabilities.c0).toBe(Math.fround(1 / sum))
+    expect(Math.abs(p!.probabilities.c1! - Math.fround(e / sum))).toBeLessThanOrEqual(1e-6 * Math.fround(e / sum))
+    const reference = compileTreesReference(parseModel(file, 'soft') as TreesModel, 1).run(1, (x) => x.fill(0))
+    expect(reference[0]).toBe(Math.fround(1 / sum))
+  })
+
+  test('a tree deeper than MAX_TREE_DEPTH levels is refused, naming the node and the limit; MAX_TREE_DEPTH levels are served', () => {
+    /** A chain of `levels` splits on x0, each sending x0 ≤ 0 to a leaf on the left. */
+    const chain = (levels: number): Json => {
+      const t = { feature: [] as number[], threshold: [] as number[], left: [] as number[], right: [] as number[], value: [] as number[] }
+      for (let d = 0; d < levels; d++) {
+        const i = t.feature.length
+        t.feature.push(0, -1); t.threshold.push(d, 0); t.left.push(i + 1, -1); t.right.push(i + 2, -1); t.value.push(0, d)
+      }
+      t.feature.push(-1); t.threshold.push(0); t.left.push(-1); t.right.push(-1); t.value.push(levels)
+      return { ...head('chain', 1), kind: 'trees', outputs: 1, comparison: 'le', accumulate: 'f64', aggregate: 'sum', base: [0], link: 'identity', trees: [{ output: 0, width: 1, ...t }] }
+    }
+    expect(predictRows(chain(MAX_TREE_DEPTH), [[-1], [0.5], [1e9]])).toEqual([0, 1, MAX_TREE_DEPTH])
+    let error: unknown
+    try {
+      parseModel(chain(MAX_TREE_DEPTH + 1), 'chain')
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toBeInstanceOf(ModelFileError)
+    expect((error as ModelFileError).path).toBe(`trees[0].left[${2 * MAX_TREE_DEPTH}]`)
+    expect((error as ModelFileError).detail).toContain(`deeper than ${MAX_TREE_DEPTH} levels (MAX_TREE_DEPTH)`)
   })
 
   test('a forest classifier: the mean of per-tree class probabilities, label the argmax', () => {
@@ -203,6 +252,10 @@ const exportedTrees = existsSync(exported)
   : []
 
 describe('scikit-learn tree models as exported', () => {
+  test('the exported fixtures are in the tree (test/fixtures/exported), trees among them', () => {
+    expect(existsSync(exported)).toBe(true)
+    expect(exportedTrees.length).toBeGreaterThan(0)
+  })
   for (const name of exportedTrees) {
     test(`${name}: predictions equal scikit-learn's to 1e-8 relative, labels equal`, () => {
       const file = JSON.parse(readFileSync(join(exported, `${name}.json`), 'utf8'))

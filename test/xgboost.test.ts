@@ -5,6 +5,8 @@ import { describe, expect, test } from 'bun:test'
 import { copyFileSync, existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { eventually } from './eventually'
+import { fromXgboost } from '../src/inference/formats/xgboost'
+import { ModelFileError } from '../src/inference/model-file'
 import { copyModels, fixtureModels, problemOf, tempDir, testApp, type TestApp } from './helpers'
 
 type Json = Record<string, any>
@@ -95,9 +97,16 @@ describe('boosters in MODELS_DIR match XGBoost', () => {
     })
   }
 
-  test('the fixtures hold missing values, and they change predictions (cancer-xgb)', () => {
-    const { inputs } = expectedOf('cancer-xgb')
-    expect(inputs.some((row: unknown[]) => row.includes(null))).toBe(true)
+  test('a null is a missing value, not a number: cancer-xgb row 5 with its nulls, and with them 0 or 1, as XGBoost predicts each', async () => {
+    await using t = await testApp({ MODELS_DIR: folderWithBoosters() })
+    const key = await t.key()
+    const row: Array<number | null> = expectedOf('cancer-xgb').inputs[5]
+    expect(row.filter((v) => v === null).length).toBe(2)
+    // XGBoost 1.7.4's Booster.predict on this row, nulls as NaN, then as 0, then as 1.
+    const xgboost = [0.9501827955245972, 0.9915378093719482, 0.8642230033874512]
+    const rows = [row, row.map((v) => v ?? 0), row.map((v) => v ?? 1)]
+    const served = (await predict(t, key, 'cancer-xgb', { instances: rows })) as Classification[]
+    expect(far(served.map((p) => p.probabilities['1']!), xgboost)).toEqual([])
   })
 
   test('GET /v1/models and /v2 metadata describe a booster: kind trees, its trees, nodes, outputs, source, classes "0"…', async () => {
@@ -122,6 +131,10 @@ describe('boosters in MODELS_DIR match XGBoost', () => {
     ])
   })
 })
+
+const PARAM = 'body.learner.learner_model_param'
+/** A multi:softprob objective of `numClass` classes (the booster's trees unchanged). */
+const multi = (numClass: string) => ({ objective: { name: 'multi:softprob' }, learner_model_param: { base_score: '5E-1', num_class: numClass, num_feature: '30' } })
 
 describe('PUT of a booster', () => {
   test('the body save_model wrote is recognised by its content, written as NAME.xgb.json, served at once, and replaces NAME.json', async () => {
@@ -152,6 +165,19 @@ describe('PUT of a booster', () => {
     ['arrays of different lengths', (b) => b.learner.gradient_booster.model.trees[0].default_left.pop(), 'body.learner.gradient_booster.model.trees[0].default_left', 'expected 15'],
     ['tree_info of another length', (b) => b.learner.gradient_booster.model.tree_info.pop(), 'body.learner.gradient_booster.model.tree_info', 'expected 60'],
     ['a logistic base score that is no probability', (b) => (b.learner.learner_model_param.base_score = '1.5'), 'body.learner.learner_model_param.base_score', 'strictly between 0 and 1'],
+    ['an empty base score', (b) => (b.learner.learner_model_param.base_score = ''), `${PARAM}.base_score`, 'must be a finite number'],
+    ['a blank base score', (b) => (b.learner.learner_model_param.base_score = ' '), `${PARAM}.base_score`, 'must be a finite number'],
+    ['an empty base score vector', (b) => (b.learner.learner_model_param.base_score = '[]'), `${PARAM}.base_score`, 'expected one number or 1'],
+    ['a base score vector of another length', (b) => (b.learner.learner_model_param.base_score = '[5E-1,5E-1]'), `${PARAM}.base_score`, 'expected one number or 1'],
+    ['num_class 2^32', (b) => Object.assign(b.learner, multi('4294967296')), `${PARAM}.num_class`, 'from 2 to 1000'],
+    ['num_class 1e8', (b) => Object.assign(b.learner, multi('1e8')), `${PARAM}.num_class`, 'from 2 to 1000'],
+    ['num_class 2.5', (b) => Object.assign(b.learner, multi('2.5')), `${PARAM}.num_class`, 'whole number'],
+    ['num_feature 2^32', (b) => (b.learner.learner_model_param.num_feature = '4294967296'), `${PARAM}.num_feature`, 'from 1 to 100000 (MAX_BOOSTER_FEATURES)'],
+    ['num_feature 1e8', (b) => (b.learner.learner_model_param.num_feature = '1e8'), `${PARAM}.num_feature`, 'MAX_BOOSTER_FEATURES'],
+    ['num_feature 30.5', (b) => (b.learner.learner_model_param.num_feature = '30.5'), `${PARAM}.num_feature`, 'whole number'],
+    ['feature_names not num_feature long', (b) => b.learner.feature_names.pop(), 'body.learner.feature_names', 'has 29 names; num_feature is 30'],
+    ['two targets', (b) => (b.learner.learner_model_param.num_target = '2'), `${PARAM}.num_target`, 'multi-output'],
+    ['vector leaves (a multi-output tree)', (b) => (b.learner.gradient_booster.model.trees[3].tree_param.size_leaf_vector = '2'), 'body.learner.gradient_booster.model.trees[3].tree_param.size_leaf_vector', 'multi-output trees'],
   ]
   for (const [what, change, field, message] of bad) {
     test(`a booster with ${what} is a 422 naming ${field}; nothing changes`, async () => {
@@ -205,5 +231,78 @@ describe('one name, one file', () => {
     copyFileSync(join(fixtureModels, 'seed-linear.json'), join(dir, 'other.xgb.json'))
     await using t = await testApp({ MODELS_DIR: dir })
     expect(t.registry.rejections()).toEqual([{ file: 'other.xgb.json', message: expect.stringContaining('learner: is missing') }])
+  })
+})
+
+describe('boosters as XGBoost 2.x saves them, and what no booster may make a 5xx', () => {
+  test('cancer-xgb-2x (cancer-xgb with base_score "[5E-1]", as 2.x writes it) predicts as cancer-xgb, in MODELS_DIR and PUT', async () => {
+    const dir = folderWithBoosters()
+    copyFileSync(join(trained, 'cancer-xgb-2x.xgb.json'), join(dir, 'cancer-xgb-2x.xgb.json'))
+    await using t = await testApp({ MODELS_DIR: dir })
+    const admin = await t.key(undefined, ['admin', 'predict'])
+    const { inputs } = expectedOf('cancer-xgb')
+    expectMatches('cancer-xgb', await predict(t, admin, 'cancer-xgb-2x', { instances: inputs }))
+    expect((await t.request('/v1/models/cancer2', { method: 'PUT', key: admin, json: booster('cancer-xgb-2x') })).status).toBe(201)
+    expectMatches('cancer-xgb', await predict(t, admin, 'cancer2', { instances: inputs }))
+  })
+
+  test('base_score "x", "[x]" and "[a,b,c]" (one per class) are the base; a multiclass "[x]" serves every class', () => {
+    const base = (b: Json) => fromXgboost(b, 'b', '1').base
+    const iris = booster('iris-xgb')
+    for (const [score, expected] of [['5E-1', [0.5, 0.5, 0.5]], ['[5E-1]', [0.5, 0.5, 0.5]], [' [1E-1, 2E-1,3E-1] ', [0.1, 0.2, 0.3]]] as const) {
+      iris.learner.learner_model_param.base_score = score
+      expect(base(iris)).toEqual(expected)
+    }
+    const diabetes = booster('diabetes-xgb')
+    diabetes.learner.learner_model_param.base_score = '[1.05E2]'
+    expect(base(diabetes)).toEqual([105])
+  })
+
+  test('iris-xgb with base_score "[5E-1,5E-1,5E-1]" predicts as iris-xgb', async () => {
+    await using t = await testApp()
+    const admin = await t.key(undefined, ['admin', 'predict'])
+    const body = booster('iris-xgb')
+    body.learner.learner_model_param.base_score = '[5E-1,5E-1,5E-1]'
+    expect((await t.request('/v1/models/iris', { method: 'PUT', key: admin, json: body })).status).toBe(201)
+    expectMatches('iris-xgb', await predict(t, admin, 'iris', { instances: expectedOf('iris-xgb').inputs }))
+  })
+
+  test('any other error while converting a booster is a ModelFileError (a 422), naming learner', () => {
+    const body = booster('cancer-xgb')
+    Object.defineProperty(body.learner.gradient_booster.model.trees[0], 'left_children', { get: () => { throw new RangeError('Invalid array length') } })
+    expect(() => fromXgboost(body, 'b', '1')).toThrow(ModelFileError)
+    expect(() => fromXgboost(body, 'b', '1')).toThrow('learner: could not be read as an XGBoost booster (Invalid array length)')
+  })
+
+  test('a booster file of num_class 2^32 in MODELS_DIR is listed as rejected, naming num_class', async () => {
+    const dir = copyModels(join(tempDir(), 'models'))
+    const body = booster('iris-xgb')
+    body.learner.learner_model_param.num_class = '4294967296'
+    writeFileSync(join(dir, 'huge.xgb.json'), JSON.stringify(body))
+    await using t = await testApp({ MODELS_DIR: dir })
+    expect(t.registry.rejections()).toEqual([{ file: 'huge.xgb.json', message: expect.stringContaining('learner.learner_model_param.num_class: is "4294967296"') }])
+  })
+})
+
+describe('no model name ends in .xgb (NAME.xgb.json is the booster of model NAME)', () => {
+  test('PUT /v1/models/seed-linear.xgb is a 422 naming the rule; seed-linear.json stays and serves', async () => {
+    await using t = await testApp()
+    const admin = await t.key(undefined, ['admin', 'predict'])
+    for (const name of ['seed-linear.xgb', 'seed-linear.XGB']) {
+      const response = await t.request(`/v1/models/${name}`, { method: 'PUT', key: admin, json: { ...booster('diabetes-xgb'), name: undefined } })
+      expect(response.status).toBe(422)
+      expect((await problemOf(response)).errors).toEqual([{ field: 'params.name', message: expect.stringContaining('not ending in .xgb') }])
+    }
+    expect(readdirSync(t.config.modelsDir).filter((f) => f.startsWith('seed-linear'))).toEqual(['seed-linear.json'])
+    expect((await ok(await t.request('/v1/models/seed-linear', { key: admin }))).kind).toBe('linear')
+  })
+
+  test('the registry refuses such a name on put, and a file seed-linear.xgb.xgb.json in MODELS_DIR is rejected naming the rule', async () => {
+    const dir = copyModels(join(tempDir(), 'models'))
+    copyFileSync(join(trained, 'diabetes-xgb.xgb.json'), join(dir, 'seed-linear.xgb.xgb.json'))
+    await using t = await testApp({ MODELS_DIR: dir })
+    expect(t.registry.rejections()).toEqual([{ file: 'seed-linear.xgb.xgb.json', message: expect.stringContaining('not ending in .xgb') }])
+    await expect(t.registry.put('seed-linear.xgb', booster('diabetes-xgb'))).rejects.toThrow('name: must match')
+    expect(readdirSync(dir).filter((f) => f.startsWith('seed-linear')).sort()).toEqual(['seed-linear.json', 'seed-linear.xgb.xgb.json'])
   })
 })

@@ -60,7 +60,10 @@ export function writeTrees(buffer: ArrayBuffer, ptr: number, spec: TreesSpec, la
   const vidx = new Int32Array(buffer, ptr + layout.vidx, nodes)
   const values = new Float64Array(buffer, ptr + layout.values, (layout.trees - layout.values) / 8)
   const list = new Int32Array(buffer, ptr + layout.trees, spec.trees.length * 4)
-  new Float64Array(buffer, ptr + layout.base, spec.outputs).set(spec.base)
+  // Summing in float32 (XGBoost): leaves and base are float32 numbers first, f32(sum + f32(leaf)) as XGBoost adds them.
+  const acc32 = spec.accumulate === 'f32'
+  const round = (value: number) => (acc32 ? Math.fround(value) : value)
+  new Float64Array(buffer, ptr + layout.base, spec.outputs).set(spec.base.map(round))
   const f32 = spec.comparison === 'lt32'
   let offset = 0
   let v = 0
@@ -80,7 +83,7 @@ export function writeTrees(buffer: ArrayBuffer, ptr: number, spec: TreesSpec, la
         ints[n * 4 + 1] = n - 1
         floats[n * 2 + 1] = Number.NaN
         vidx[n] = v
-        for (let j = 0; j < tree.width; j++) values[v++] = tree.value[i * tree.width + j]!
+        for (let j = 0; j < tree.width; j++) values[v++] = round(tree.value[i * tree.width + j]!)
         continue
       }
       order[placed] = tree.left[i]!

@@ -12,6 +12,12 @@ export type Link = (typeof LINKS)[number]
 
 /** Most nodes one model may hold, all trees together; past it the file is a 413 (ModelTooLargeError). */
 export const MAX_TREE_NODES = 1_000_000
+/**
+ * Most levels of splits one tree may have (root to deepest leaf): the kernel walks every row that many
+ * steps per tree. scikit-learn's and XGBoost's trees stay far below (XGBoost's default max_depth is 6;
+ * HistGradientBoosting's 31 leaves make at most 30 levels); a 999 999-node chain would be 500 000.
+ */
+export const MAX_TREE_DEPTH = 256
 
 export interface Tree {
   /** First output column the tree adds into, and how many values each leaf holds. */
@@ -121,6 +127,8 @@ function parseTree(raw: unknown, path: string, nFeatures: number, outputs: numbe
   if (missing !== undefined && (!Array.isArray(missing) || missing.length !== m)) fail(`${path}.missing_left`, `must be an array of ${m} booleans (one per node)`)
   // Each node has one parent at most: with children after parents, the nodes then form a tree.
   const parented = new Uint8Array(m)
+  // Levels of splits above each node: children come after parents, so a parent's is known first.
+  const level = new Int32Array(m)
   for (let i = 0; i < m; i++) {
     const f = feature[i]
     const at = (key: string) => `${path}.${key}[${i}]`
@@ -139,6 +147,8 @@ function parseTree(raw: unknown, path: string, nFeatures: number, outputs: numbe
       if (!isInt(r) || r <= i || r >= m) fail(at('right'), `must be a node index from ${i + 1} to ${m - 1} (children come after their parent)`)
       if (l === r || parented[l] || parented[r]) fail(at(l === r || parented[l] ? 'left' : 'right'), 'names a node that already has a parent: each node has one')
       parented[l] = parented[r] = 1
+      level[l] = level[r] = level[i]! + 1
+      if (level[l]! > MAX_TREE_DEPTH) fail(at('left'), `makes the tree deeper than ${MAX_TREE_DEPTH} levels (MAX_TREE_DEPTH)`)
       const t = threshold[i]
       if (typeof t !== 'number' || !Number.isFinite(t)) fail(at('threshold'), 'must be a finite number')
     }

@@ -8,6 +8,9 @@ import { t } from 'elysia'
 /** Model names: what may appear in a URL and, with `.json`, as a file name in MODELS_DIR (never hidden). */
 export const MODEL_NAME = '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$'
 export const modelNamePattern = new RegExp(MODEL_NAME)
+/** MODEL_NAME, and no name ending in .xgb: NAME.xgb.json is the booster file of the model NAME, so foo.xgb.json would be model foo's. */
+export const MODEL_NAME_RULE = `${MODEL_NAME}, not ending in .xgb`
+export const isModelName = (name: string) => modelNamePattern.test(name) && !/\.xgb$/i.test(name)
 /** Most rows one prediction request may carry. */
 export const MAX_ROWS = 10_000
 /**

@@ -9,7 +9,7 @@ import type { Logger } from '../platform/logger'
 import { digestOf, isModelFile, removeFile, modelFiles, nameOf, readFailure, siblingOf, stampOf, writeAtomically, XGB_SUFFIX } from './folder'
 import { Kernel, KERNEL_MEMORY_LIMIT, KernelMemoryError } from './kernel'
 import { compileModel, type LoadedModel, loadModel, prepareUpload } from './loaded-model'
-import { MAX_MODELS, MODEL_NAME, ModelLimitError, modelNamePattern } from './model'
+import { isModelName, MAX_MODELS, MODEL_NAME_RULE, ModelLimitError } from './model'
 import { ModelFileError, parseJson } from './model-file'
 import { ModelTooLargeError } from './model-trees'
 
@@ -143,7 +143,7 @@ export class ModelRegistry {
   put(name: string, raw: unknown): Promise<{ model: LoadedModel; created: boolean }> {
     return this.exclusive(async () => {
       const kernel = await this.kernelReady()
-      if (!modelNamePattern.test(name)) throw new ModelFileError('name', `must match ${MODEL_NAME}`)
+      if (!isModelName(name)) throw new ModelFileError('name', `must match ${MODEL_NAME_RULE}`)
       if (!this.models.has(name) && this.models.size >= MAX_MODELS) throw new ModelLimitError()
       const { spec, text, file, source } = prepareUpload(raw, name)
       const model = compileModel(kernel, spec, digestOf(text), source, file)
@@ -172,7 +172,7 @@ export class ModelRegistry {
     return this.exclusive(async () => {
       const files = [`${name}.json`, `${name}${XGB_SUFFIX}`]
       let existed = this.models.has(name) || files.some((file) => this.rejected.has(file))
-      if (modelNamePattern.test(name)) {
+      if (isModelName(name)) {
         for (const file of files) if (await removeFile(join(this.dir, file))) existed = true
       }
       this.uninstall(name)
@@ -304,7 +304,7 @@ export class ModelRegistry {
     if (this.models.get(name)?.digest === digest) return void this.rejected.delete(file)
     let model: LoadedModel
     try {
-      if (!modelNamePattern.test(name)) throw new ModelFileError('', `the file name must be a model name (${MODEL_NAME}) followed by .json`)
+      if (!isModelName(name)) throw new ModelFileError('', `the file name must be a model name (${MODEL_NAME_RULE}) followed by .json`)
       if (!this.models.has(name) && this.models.size >= MAX_MODELS) throw new ModelLimitError()
       model = loadModel(kernel, parseJson(text), name, digest, file)
     } catch (error) {

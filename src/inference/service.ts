@@ -4,7 +4,7 @@ import { HttpError, invalid } from '../platform/errors'
 import { KernelMemoryError } from './kernel'
 import type { LoadedModel } from './loaded-model'
 import type { InferenceMetrics } from './metrics'
-import { type InferenceModel, type KServeModel, MAX_ROWS, MODEL_NAME, ModelLimitError, modelNamePattern } from './model'
+import { type InferenceModel, isModelName, type KServeModel, MAX_ROWS, MODEL_NAME_RULE, ModelLimitError } from './model'
 import { type Label, ModelFileError } from './model-file'
 import { ModelTooLargeError } from './model-trees'
 import { INPUT_NAME, labelType, PREDICT, PREDICT_PROBA, predictionsOf, requestedOutputs, tensorsOf } from './outputs'
@@ -31,7 +31,7 @@ export class InferenceService {
   }
 
   async upload(name: string, raw: unknown): Promise<{ summary: InferenceModel.Summary; created: boolean }> {
-    if (!modelNamePattern.test(name)) throw invalid('params.name', `must match ${MODEL_NAME} (it becomes the file name)`)
+    if (!isModelName(name)) throw invalid('params.name', `must match ${MODEL_NAME_RULE} (it becomes the file name)`)
     try {
       const { model, created } = await this.registry.put(name, raw)
       return { summary: model.summary, created }

@@ -68,7 +68,7 @@ export function nestsDeeper(bytes: Uint8Array, limit: number): boolean {
 
 /**
  * True when the bytes open as a Python pickle (protocol 2 to 5: 0x80 then the protocol) or as
- * compressed data (zlib, gzip, bz2, xz, lz4, zip: what joblib and friends write) — never JSON.
+ * compressed data (zlib, gzip, bz2, xz, lzma, lz4, zip: what joblib and friends write) — never JSON.
  */
 export function looksBinary(bytes: Uint8Array): boolean {
   const [a = 0, b = 0, c = 0, d = 0] = bytes
@@ -77,9 +77,19 @@ export function looksBinary(bytes: Uint8Array): boolean {
   if (a === 0x1f) return b === 0x8b
   if (a === 0x42) return b === 0x5a && c === 0x68
   if (a === 0xfd) return b === 0x37 && c === 0x7a && d === 0x58
+  // joblib's compress='lzma' (the .lzma "alone" format: properties 0x5D, then a little-endian dictionary size).
+  if (a === 0x5d) return b === 0x00 && c === 0x00
   if (a === 0x04) return b === 0x22 && c === 0x4d && d === 0x18
   return a === 0x50 && b === 0x4b && c === 0x03 && d === 0x04
 }
+
+/**
+ * A pickle of protocol 0 or 1 (text-like, so valid UTF-8): it opens with a mark and a dict, list,
+ * instance or tuple ("(d", "(l", "(i", "(t", "(I"…), a global ("ccopy_reg\n", "c__builtin__\n", any
+ * "cmodule\n"), or, protocol 1, an empty dict or list then a memo put ("}q", "]q"). No JSON text opens so.
+ */
+const PICKLE_TEXT = /^(\([dlitISVFLNp(]|c[A-Za-z_][\w.]*\n|[}\]]q)/
+export const looksPickleText = (bytes: Uint8Array): boolean => PICKLE_TEXT.test(String.fromCharCode(...bytes.subarray(0, 64)))
 
 /** `hint`, which a route may declare, follows the 415's own words. */
 export async function readJson(request: Request, contentType: string, limit: number, hint?: string): Promise<unknown> {
@@ -88,6 +98,7 @@ export async function readJson(request: Request, contentType: string, limit: num
   const bytes = await readLimited(request, limit)
   if (bytes.byteLength > limit) throw tooLarge(limit)
   if (looksBinary(bytes)) throw notJson('the request body is binary data (a pickle or compressed file), not JSON')
+  if (looksPickleText(bytes)) throw notJson('the request body is a Python pickle (protocol 0 or 1), not JSON')
   let text: string
   try {
     text = decoder.decode(bytes)

@@ -190,7 +190,7 @@ export function sigmoid32(p: usize, n: i32): void {
   }
 }
 
-/** In place, per row of `cols` values, in float32 as XGBoost computes it: expf(v - max) / Σ, the sum in float32 in index order. */
+/** In place, per row of `cols` values, as XGBoost computes it: expf(v - max) / (float)Σ, the sum in float64 in index order. */
 export function softmax32(p: usize, rows: i32, cols: i32): void {
   const rowBytes = <usize>cols << 3
   for (let r = 0; r < rows; r++) {
@@ -198,12 +198,14 @@ export function softmax32(p: usize, rows: i32, cols: i32): void {
     const end = row + rowBytes
     let m: f32 = -Infinity
     for (let q = row; q < end; q += 8) m = max<f32>(m, <f32>load<f64>(q))
-    let sum: f32 = 0
+    // As XGBoost: the exps summed in double, each divided by the sum as a float.
+    let sum: f64 = 0
     for (let q = row; q < end; q += 8) {
       const e = <f32>Math.exp(<f64>(<f32>load<f64>(q) - m))
       store<f64>(q, <f64>e)
-      sum += e
+      sum += <f64>e
     }
-    for (let q = row; q < end; q += 8) store<f64>(q, <f64>(<f32>load<f64>(q) / sum))
+    const total = <f32>sum
+    for (let q = row; q < end; q += 8) store<f64>(q, <f64>(<f32>load<f64>(q) / total))
   }
 }
