@@ -20,10 +20,7 @@ describe.skipIf(!run)('two instances on PostgreSQL and Redis', () => {
   let admin: string
 
   beforeAll(async () => {
-    const previous = process.env.TEST_STORE
-    process.env.TEST_STORE = 'postgres'
-    database = await testDatabase(tempDir())
-    process.env.TEST_STORE = previous
+    database = await testDatabase(tempDir(), 'postgres')
     key = await cliKey(database.url, 'nia')
     admin = await cliKey(database.url, 'ops', ['admin'])
     // One models folder for both, as a shared volume would be.

@@ -16,22 +16,10 @@ import { TOPIC_IDLE_MS } from '../src/sensors/history'
 import { MAX_SOCKETS_PER_KEY } from '../src/sensors/socket'
 import { eventually } from './eventually'
 import { inProcess, needs, problemOf, tempDir, testDatabase, uniqueOwner } from './helpers'
-import { keySocket, sensorApp, TestSocket, ticketFor, upgradeRequest, wsUrl, type SensorApp } from './sensors.helpers'
+import { keySocket, publish, readings, sensorApp, TestSocket, ticketFor, upgradeRequest, wsUrl, type SensorApp } from './sensors.helpers'
 import { cliKey, startServer } from './server'
 
 const T0 = Date.parse('2030-01-02T03:04:05.000Z')
-
-async function publish(t: SensorApp, key: string, sensor: string, data: unknown = { v: 1 }) {
-  const response = await t.request(`/v1/sensors/${sensor}/readings`, { method: 'POST', key, json: data })
-  expect(response.status).toBe(202)
-  return (await response.json()) as { topic: string; seq: number }
-}
-
-async function readings(t: SensorApp, key: string, sensor: string, query = '') {
-  const response = await t.request(`/v1/sensors/${sensor}/readings${query}`, { key })
-  expect(response.status).toBe(200)
-  return (await response.json()) as { epoch: string | null; items: Array<{ topic: string; seq: number; data: unknown }> }
-}
 
 async function sensorIds(t: SensorApp, key: string): Promise<string[]> {
   const response = await t.request('/v1/sensors', { key })
@@ -341,10 +329,7 @@ describe('a revoked key', () => {
   })
 
   test.skipIf(!needs('postgres'))('closes its sockets on every instance when the keys CLI revokes it (PostgreSQL)', async () => {
-    const previous = process.env.TEST_STORE
-    process.env.TEST_STORE = 'postgres'
-    const database = await testDatabase(tempDir())
-    process.env.TEST_STORE = previous
+    const database = await testDatabase(tempDir(), 'postgres')
     try {
       const key = await cliKey(database.url, 'revoked-everywhere')
       const env = { DATABASE_URL: database.url, MODELS_DIR: join(tempDir(), 'models') }

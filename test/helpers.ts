@@ -66,9 +66,12 @@ export function inProcess(app: { handle(request: Request): Promise<Response> }) 
 let owners = 0
 export const uniqueOwner = () => `owner-${process.pid}-${++owners}`
 
-/** The database URL and the way to drop it: SQLite in the test's folder, or with TEST_STORE=postgres a fresh PostgreSQL database. */
-export function testDatabase(dir: string): Promise<ScratchDatabase> {
-  return scratchDatabase(process.env.TEST_STORE === 'postgres' ? 'postgres' : 'sqlite', { dir, postgres: postgresBase, prefix: 'taskmesh_test' })
+/**
+ * The database URL and the way to drop it: SQLite in the test's folder, or with TEST_STORE=postgres
+ * (or `store` 'postgres', for tests that need one whatever the pass) a fresh PostgreSQL database.
+ */
+export function testDatabase(dir: string, store: 'sqlite' | 'postgres' = process.env.TEST_STORE === 'postgres' ? 'postgres' : 'sqlite'): Promise<ScratchDatabase> {
+  return scratchDatabase(store, { dir, postgres: postgresBase, prefix: 'taskmesh_test' })
 }
 
 export const postgresBase = process.env.TEST_POSTGRES_URL ?? DEFAULT_POSTGRES

@@ -9,7 +9,7 @@ import { keyStore } from '../src/platform/keys/store'
 import { MAX_EXPIRES_IN } from '../src/keys/model'
 import { eventually } from './eventually'
 import { needs, problemOf, tempDir, testApp, testDatabase, uniqueOwner, type TestApp } from './helpers'
-import { keySocket, TestSocket, upgradeRequest, wsUrl } from './sensors.helpers'
+import { keySocket, TestSocket, ticketFor, upgradeRequest, wsUrl } from './sensors.helpers'
 import { cliKey, startServer } from './server'
 
 interface Created {
@@ -368,24 +368,18 @@ describe('sockets and tickets of a key', () => {
     bystander.close()
   })
 
-  const ticketOf = async (t: TestApp, key: string) => {
-    const response = await t.request('/v1/sensors/tickets', { method: 'POST', key })
-    expect(response.status).toBe(201)
-    return ((await response.json()) as { ticket: string }).ticket
-  }
-
   test('a ticket minted by a key that is then revoked no longer opens a socket', async () => {
     await using t = await keysApp()
     const url = t.listen()
     const caller = await t.key()
     const child = await create(t, caller)
-    const ticket = await ticketOf(t, child.key)
+    const ticket = await ticketFor(t, child.key)
     expect((await t.request(`/v1/keys/${child.id}`, { method: 'DELETE', key: caller })).status).toBe(204)
     const refusedUpgrade = await upgradeRequest(url, `?ticket=${ticket}`)
     expect(refusedUpgrade.status).toBe(401)
     await problemOf(refusedUpgrade)
     // A ticket of a live key still opens one.
-    const socket = await TestSocket.open(wsUrl(url, `?ticket=${await ticketOf(t, caller)}`))
+    const socket = await TestSocket.open(wsUrl(url, `?ticket=${await ticketFor(t, caller)}`))
     await socket.sync()
     socket.close()
   })
@@ -394,7 +388,7 @@ describe('sockets and tickets of a key', () => {
     await using t = await keysApp()
     const url = t.listen()
     const short = await create(t, await t.key(), { expires_in: 1 })
-    const ticket = await ticketOf(t, short.key)
+    const ticket = await ticketFor(t, short.key)
     const expiresAt = Date.parse(short.expires_at!)
     await eventually(() => Date.now() >= expiresAt, { what: 'the key\'s expires_at has passed', intervalMs: 1 })
     expect((await upgradeRequest(url, `?ticket=${ticket}`)).status).toBe(401)
@@ -403,10 +397,7 @@ describe('sockets and tickets of a key', () => {
 
 describe('two instances on one PostgreSQL database', () => {
   test.skipIf(!needs('postgres'))('a key revoked through the API on one is refused on the other within 2 s', async () => {
-    const previous = process.env.TEST_STORE
-    process.env.TEST_STORE = 'postgres'
-    const database = await testDatabase(tempDir())
-    process.env.TEST_STORE = previous
+    const database = await testDatabase(tempDir(), 'postgres')
     try {
       const owner = uniqueOwner()
       const caller = await cliKey(database.url, owner)

@@ -1,6 +1,7 @@
 // Scaffolding for the sensor feed tests: an app with a feed built from test options
 // (small caps, an injected clock), a real listening server, and WebSocket clients
 // whose messages are awaited as conditions, never as time.
+import { expect } from 'bun:test'
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { createApp } from '../src/app'
@@ -158,7 +159,7 @@ export function keySocket(base: string, key: string): Promise<TestSocket> {
   return TestSocket.open(wsUrl(base), { 'x-api-key': key })
 }
 
-export async function ticketFor(t: SensorApp, key: string): Promise<string> {
+export async function ticketFor(t: Pick<SensorApp, 'request'>, key: string): Promise<string> {
   const response = await t.request('/v1/sensors/tickets', { method: 'POST', key })
   if (response.status !== 201) throw new Error(`POST /v1/sensors/tickets answered ${response.status}`)
   return ((await response.json()) as { ticket: string }).ticket
@@ -169,4 +170,18 @@ export function upgradeRequest(base: string, query = '', headers: Record<string,
   return fetch(`${base}/v1/sensors/ws${query}`, {
     headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', ...headers },
   })
+}
+
+/** POST a reading over HTTP; expects the 202 and answers its body. */
+export async function publish(t: SensorApp, key: string, sensor: string, data: unknown = { v: 1 }) {
+  const response = await t.request(`/v1/sensors/${sensor}/readings`, { method: 'POST', key, json: data })
+  expect(response.status).toBe(202)
+  return (await response.json()) as { topic: string; seq: number }
+}
+
+/** GET a sensor's readings; expects the 200 and answers its body. */
+export async function readings(t: SensorApp, key: string, sensor: string, query = '') {
+  const response = await t.request(`/v1/sensors/${sensor}/readings${query}`, { key })
+  expect(response.status).toBe(200)
+  return (await response.json()) as { epoch: string | null; items: Array<{ topic: string; seq: number; ts: string; data: unknown }> }
 }

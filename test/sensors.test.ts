@@ -6,22 +6,10 @@ import { Recovery, type Replay } from '../src/sensors/recovery'
 import { startSimulator } from '../src/sensors/simulator'
 import { MemoryTicketStore } from '../src/sensors/tickets'
 import { problemOf } from './helpers'
-import { sensorApp, type SensorApp } from './sensors.helpers'
+import { publish, readings, sensorApp, type SensorApp } from './sensors.helpers'
 
 const T0 = Date.parse('2030-01-02T03:04:05.000Z')
 const iso = (ms: number) => new Date(ms).toISOString()
-
-async function publish(t: SensorApp, key: string, sensor: string, data: unknown) {
-  const response = await t.request(`/v1/sensors/${sensor}/readings`, { method: 'POST', key, json: data })
-  expect(response.status).toBe(202)
-  return (await response.json()) as { topic: string; seq: number }
-}
-
-async function readings(t: SensorApp, key: string, sensor: string, query = '') {
-  const response = await t.request(`/v1/sensors/${sensor}/readings${query}`, { key })
-  expect(response.status).toBe(200)
-  return (await response.json()) as { epoch: string | null; items: Array<{ topic: string; seq: number; ts: string; data: unknown }> }
-}
 
 describe('POST /v1/sensors/{sensor_id}/readings', () => {
   test('accepts any JSON object with 202 { topic, seq }, seq rising by one per topic', async () => {

@@ -3,6 +3,7 @@
 // provider's access tokens) are checked before the body is read, so an anonymous caller
 // costs no upload and learns nothing from validation errors.
 import { Elysia } from 'elysia'
+import type { Awaitable } from './awaitable'
 import type { OidcConfig } from '../config'
 import { HttpError } from './errors'
 import type { Logger } from './logger'
@@ -45,8 +46,6 @@ export interface CredentialOptions {
 export function tokenVerifier(oidc: OidcConfig | null, log?: Logger): TokenVerifier | null {
   return oidc ? new TokenVerifier(oidc, { log }) : null
 }
-
-type Awaitable<T> = T | Promise<T>
 
 // The request's principal is kept on the Request object itself, under keys no one else uses (hooks
 // take `{ request }` rather than the whole context, so Elysia still sees what each one reads).

@@ -5,6 +5,7 @@ import { cors } from '@elysiajs/cors'
 import type { Server } from 'bun'
 import { Elysia } from 'elysia'
 import type { Config, RateGroup, RateLimit } from '../config'
+import { chain, type Awaitable } from './awaitable'
 import { presentedKey, presentedKeyId, type Credentials } from './auth'
 import type { Principal } from './keys'
 import { HttpError } from './errors'
@@ -16,13 +17,6 @@ import type { RouteTable } from './routes'
 const MAX_URL_LENGTH = 8 * 1024
 /** Key lookups one client may have waiting on the store at once (a synchronous store has one at most). */
 export const MAX_LOOKUPS_IN_FLIGHT = 4
-
-type Awaitable<T> = T | Promise<T>
-
-/** `f` of a value, or of a promise's value: synchronous when the value is. */
-function then<T, R>(value: Awaitable<T>, f: (value: T) => Awaitable<R>): Awaitable<R> {
-  return value instanceof Promise ? value.then(f) : f(value)
-}
 
 interface GatewayOptions {
   config: Config
@@ -109,20 +103,20 @@ export function gateway({ config, credentials, limiter, telemetry, routes }: Gat
     if (!limit) return
     const raw = presentedKey(request.headers)
     const keyId = raw === null ? null : presentedKeyId(raw)
-    const take = (bucket: string) => then(limiter.take(`${group}:${bucket}`, limit), (verdict) => admit(group, limit, verdict, headers))
+    const take = (bucket: string) => chain(limiter.take(`${group}:${bucket}`, limit), (verdict) => admit(group, limit, verdict, headers))
     const anonymous = () => take(`ip:${clientOf(request, server)}`)
     const unvouched = () => {
       const client = clientOf(request, server)
       const unknown = `unknown-keys:${client}`
-      return then(limiter.peek(`${group}:${unknown}`, limit), (open) => {
+      return chain(limiter.peek(`${group}:${unknown}`, limit), (open) => {
         if (!open.allowed) throw refuse(group, limit, open, headers)
         const found = lookup(request, client)
         // A bad token rejects with its refusal, thrown once its client's bucket of unknown keys has paid for it.
         const settled = found instanceof Promise
-          ? found.catch((error: unknown) => then(take(unknown), (): never => { throw error }))
+          ? found.catch((error: unknown) => chain(take(unknown), (): never => { throw error }))
           : found
         // A bad key is answered 401 by its route, having paid from the same bucket.
-        return then(settled, (principal) => (principal ? take(`key:${principal.keyId}`) : take(unknown)))
+        return chain(settled, (principal) => (principal ? take(`key:${principal.keyId}`) : take(unknown)))
       })
     }
     if (keyId === null) {

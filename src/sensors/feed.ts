@@ -1,11 +1,9 @@
 // The contract between the hub and a feed, the part that numbers readings and keeps their
 // history: in memory (history.ts) or shared by every instance through Redis (redis.ts).
-export type Awaitable<T> = T | Promise<T>
+import type { Awaitable } from '../platform/awaitable'
 
-/** `next(value)`, at once when `value` is not a promise: a memory feed answers in the same synchronous step. */
-export function chain<T, R>(value: Awaitable<T>, next: (value: T) => Awaitable<R>): Awaitable<R> {
-  return value instanceof Promise ? value.then(next) : next(value)
-}
+// A memory feed answers in the same synchronous step, a shared one with promises.
+export { chain, type Awaitable } from '../platform/awaitable'
 
 /** A topic's frames after some seq, with the oldest and newest seq the feed still has. */
 export interface Range {
