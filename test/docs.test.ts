@@ -15,7 +15,7 @@ async function documentOf(t: { request(path: string): Promise<Response> }): Prom
 const operationsOf = (doc: Document) =>
   Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method, op })))
 
-// The documented routes ../shared/API.md names as public (/openapi.json, /docs and /redoc are not in the document).
+// The documented routes the public contract names as public (/openapi.json, /docs and /redoc are not in the document).
 const publicOperations = ['get /healthz', 'get /readyz', 'get /metrics', 'get /dashboard', 'get /dashboard/assets/{file}', 'get /v2/health/live', 'get /v2/health/ready']
 
 describe('OpenAPI document', () => {
