@@ -1,4 +1,4 @@
-// The keys API (/v1/keys, API.md "Identity"): any credential mints narrower keys for itself,
+// The keys API (/v1/keys, the contract's "Identity"): any credential mints narrower keys for itself,
 // lists and revokes them; an expired or revoked key is refused, on every instance within 2 s,
 // and so are the sockets and tickets it opened. Runs on SQLite and, in the PostgreSQL pass, there.
 import { describe, expect, test } from 'bun:test'
