@@ -91,6 +91,8 @@ export class TokenVerifier {
   private discovering: Promise<RemoteKeys> | null = null
   /** No fetch is tried before this instant after a failed one. */
   private retryAt = 0
+  /** Why discovery last failed, repeated to every token until `retryAt` (a misconfiguration reads the same on each). */
+  private discoveryFailure = 'the identity provider cannot be reached'
   /** The keys fetched before the last failed fetch, used alone (no fetch) until `retryAt`; null: none were. */
   private fetched: LocalKeys | null = null
   /** Verified tokens, oldest first, until their expiry (and its leeway). */
@@ -209,12 +211,13 @@ export class TokenVerifier {
       return this.keys
     }
     if (this.discovering) return this.discovering
-    if (this.now() < this.retryAt) throw unavailable('the identity provider cannot be reached', this.retryAt, this.now())
+    if (this.now() < this.retryAt) throw unavailable(this.discoveryFailure, this.retryAt, this.now())
     this.discovering = this.discover().then(
       (keys) => (this.keys = keys),
       (error: unknown) => {
         this.retryAt = this.now() + PROVIDER_RETRY_MS
         const detail = error instanceof Error ? error.message : 'the identity provider cannot be reached'
+        this.discoveryFailure = detail
         this.answered(false, detail)
         throw unavailable(detail, this.retryAt, this.now())
       },
