@@ -14,11 +14,17 @@ import type { Lifecycle } from '../platform/lifecycle'
 import type { Logger } from '../platform/logger'
 import type { Telemetry } from '../platform/observability'
 import { routeOptions } from '../platform/route-options'
+import { unchecked } from '../platform/unchecked'
 import { shareModelChanges } from './announce'
 import { InferenceMetrics } from './metrics'
 import { InferenceModel, KServeModel, MAX_ROWS } from './model'
 import { ModelRegistry } from './registry'
 import { InferenceService, SEED_MODEL } from './service'
+
+// Built by the service from the kernel's outputs: documented, not re-checked per response (the tests check them).
+const prediction = unchecked(InferenceModel.prediction)
+const seedPrediction = unchecked(InferenceModel.seedPrediction)
+const inferResponse = unchecked(KServeModel.inferResponse)
 
 export interface InferenceDeps {
   config: Pick<Config, 'modelsDir' | 'redisPrefix'>
@@ -121,7 +127,7 @@ export function inference({ config, credentials, telemetry, lifecycle, readiness
       params: InferenceModel.params,
       body: InferenceModel.predictBody,
       parse: 'json',
-      response: { 200: InferenceModel.prediction, ...problemResponses(400, 401, 403, 404, 413, 415, 422, 500) },
+      response: { 200: prediction, ...problemResponses(400, 401, 403, 404, 413, 415, 422, 500) },
       detail: {
         summary: 'Predict',
         description: `One row by feature name (\`features\`) or up to ${MAX_ROWS} rows (\`instances\`, each positional or by name). `
@@ -133,7 +139,7 @@ export function inference({ config, credentials, telemetry, lifecycle, readiness
       rateGroup: 'inference',
       body: InferenceModel.seedBody,
       parse: 'json',
-      response: { 200: InferenceModel.seedPrediction, ...problemResponses(400, 401, 403, 413, 415, 422, 500, 503) },
+      response: { 200: seedPrediction, ...problemResponses(400, 401, 403, 413, 415, 422, 500, 503) },
       detail: { summary: 'Predict with the seed model', description: `The seed's call, served by the model ${SEED_MODEL}; 503 when it is not loaded.` },
     })
 
@@ -181,7 +187,7 @@ export function inference({ config, credentials, telemetry, lifecycle, readiness
       params: InferenceModel.params,
       body: KServeModel.inferBody,
       parse: 'json',
-      response: { 200: KServeModel.inferResponse, ...v2Errors(400, 401, 403, 404, 413, 415, 422, 500) },
+      response: { 200: inferResponse, ...v2Errors(400, 401, 403, 404, 413, 415, 422, 500) },
       detail: {
         summary: 'Inference (Open Inference Protocol)',
         description: `One FP64 input tensor of shape [rows, features] (rows up to ${MAX_ROWS}), data flat or nested. `

@@ -41,13 +41,24 @@ const [QUOTE, BACKSLASH, OPEN_ARRAY, CLOSE_ARRAY, OPEN_OBJECT, CLOSE_OBJECT] = [
 export function valueNestsDeeper(value: unknown, limit: number): boolean {
   if (typeof value !== 'object' || value === null) return false
   if (limit === 0) return true
-  for (const child of Array.isArray(value) ? value : Object.values(value)) if (valueNestsDeeper(child, limit - 1)) return true
+  // Plain loops, no arrays of values: a batch body is thousands of numbers, looked at once each.
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const child: unknown = value[i]
+      if (typeof child === 'object' && child !== null && valueNestsDeeper(child, limit - 1)) return true
+    }
+    return false
+  }
+  for (const key in value) {
+    const child = (value as Record<string, unknown>)[key]
+    if (typeof child === 'object' && child !== null && valueNestsDeeper(child, limit - 1)) return true
+  }
   return false
 }
 
 /**
- * True when brackets outside strings nest deeper than `limit`: one pass over the bytes, so that
- * nothing recursive (the parser, schema checks, error messages) ever sees a deeper document.
+ * True when brackets outside strings nest deeper than `limit`: one pass over the bytes, for a body
+ * that did not parse (so that the answer names the depth rather than the syntax error deep inside).
  * UTF-8 continuation bytes are never ASCII, so a byte scan cannot mistake one for a bracket.
  */
 export function nestsDeeper(bytes: Uint8Array, limit: number): boolean {
@@ -89,7 +100,12 @@ export function looksBinary(bytes: Uint8Array): boolean {
  * "cmodule\n"), or, protocol 1, an empty dict or list then a memo put ("}q", "]q"). No JSON text opens so.
  */
 const PICKLE_TEXT = /^(\([dlitISVFLNp(]|c[A-Za-z_][\w.]*\n|[}\]]q)/
-export const looksPickleText = (bytes: Uint8Array): boolean => PICKLE_TEXT.test(String.fromCharCode(...bytes.subarray(0, 64)))
+const PICKLE_TEXT_OPENERS = new Set([0x28, 0x63, 0x7d, 0x5d]) // ( c } ]
+export function looksPickleText(bytes: Uint8Array): boolean {
+  // Most bodies open with `{` or `[`: one byte decides, with no string built.
+  if (!PICKLE_TEXT_OPENERS.has(bytes[0] ?? 0)) return false
+  return PICKLE_TEXT.test(String.fromCharCode.apply(null, bytes.subarray(0, 64) as unknown as number[]))
+}
 
 /** `hint`, which a route may declare, follows the 415's own words. */
 export async function readJson(request: Request, contentType: string, limit: number, hint?: string): Promise<unknown> {
@@ -106,11 +122,18 @@ export async function readJson(request: Request, contentType: string, limit: num
     throw new HttpError(400, 'the request body is not valid UTF-8')
   }
   if (text.trim() === '') throw new HttpError(400, 'the request body is empty; expected a JSON document')
-  if (nestsDeeper(bytes, MAX_JSON_DEPTH)) throw new HttpError(400, `the request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`)
+  let value: unknown
   try {
-    return JSON.parse(text)
+    // The parser is not recursive (any depth parses); what is recursive after it (schema checks, error
+    // messages) never sees a value deeper than MAX_JSON_DEPTH, which the walk below stops at.
+    value = JSON.parse(text)
   } catch (error) {
+    if (nestsDeeper(bytes, MAX_JSON_DEPTH)) throw deeper()
     throw new HttpError(400, `the request body is not valid JSON: ${(error as Error).message}`)
   }
+  if (valueNestsDeeper(value, MAX_JSON_DEPTH)) throw deeper()
+  return value
 }
+
+const deeper = () => new HttpError(400, `the request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`)
 
