@@ -76,10 +76,10 @@ describe('a JSON body nested deeper than 64 levels', () => {
   test('a deep body that does not parse either is answered for its depth, not for its syntax', async () => {
     const broken = await post('/v1/tasks', `{"title":${'['.repeat(10_000)}`)
     expect(broken.status).toBe(400)
-    expect((await broken.json()).detail).toBe('the request body nests arrays and objects deeper than 64 levels')
+    expect(((await broken.json()) as { detail: string }).detail).toBe('the request body nests arrays and objects deeper than 64 levels')
     const shallow = await post('/v1/tasks', '{"title":[[1]')
     expect(shallow.status).toBe(400)
-    expect((await shallow.json()).detail).toMatch(/^the request body is not valid JSON/)
+    expect(((await shallow.json()) as { detail: string }).detail).toMatch(/^the request body is not valid JSON/)
   })
 })
 
