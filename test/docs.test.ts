@@ -182,3 +182,19 @@ describe('documentation pages', () => {
     }
   })
 })
+
+describe('the document generator, loaded on the first request for the document', () => {
+  test('leaves the service its own strict date checks', async () => {
+    await using t = await testApp()
+    const key = await t.key()
+    expect((await t.request('/openapi.json')).status).toBe(200)
+    const impossible = await t.request('/v1/tasks', { method: 'POST', key, json: { title: 'leap', due_date: '2025-02-29' } })
+    expect(impossible.status).toBe(422)
+    const real = await t.request('/v1/tasks', { method: 'POST', key, json: { title: 'leap', due_date: '2024-02-29' } })
+    expect(real.status).toBe(201)
+    const { FormatRegistry } = await import('@sinclair/typebox')
+    const { isCalendarDate, isDateTime } = await import('../src/platform/formats')
+    expect(FormatRegistry.Get('date')).toBe(isCalendarDate)
+    expect(FormatRegistry.Get('date-time')).toBe(isDateTime)
+  })
+})

@@ -1,7 +1,7 @@
 // The database connection and nothing stored in it: open the one DATABASE_URL names (SQLite or
 // PostgreSQL), migrated; ping it, read its size, close it. Each feature builds its own store
 // from the drizzle handle (see tasks/store.ts, platform/keys/store.ts).
-import { openPostgres, type PgDb } from './postgres'
+import type { PgDb } from './postgres'
 import { openSqlite, sqlitePath, type SqliteDb } from './sqlite'
 
 export type { PgDb } from './postgres'
@@ -53,6 +53,8 @@ function sqlite(url: string): Database {
 }
 
 async function postgres(url: string): Promise<Database> {
+  // Loaded only for PostgreSQL: drizzle's PostgreSQL side is resident memory an embedded service never uses.
+  const { openPostgres } = await import('./postgres')
   const db = await openPostgres(url)
   return {
     dialect: 'postgres',

@@ -8,7 +8,7 @@ import type { OidcConfig } from '../config'
 import { HttpError } from './errors'
 import type { Logger } from './logger'
 import { hasScope, isActive, verifyKey, type KeyStore, type Principal, type Requirement } from './keys'
-import { isJwtShaped, TokenVerifier } from './oidc'
+import type { TokenVerifier } from './oidc'
 
 const realm = 'Bearer realm="taskmesh"'
 
@@ -42,9 +42,20 @@ export interface CredentialOptions {
   tokens?: TokenVerifier | null
 }
 
+// Three base64url parts (the signature may be empty: `alg: none` tokens reach the verifier and are refused there).
+const jwtShape = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
+
+/** Whether a bearer value is shaped like a JWT (a compact JWS), as opposed to an API key. */
+export function isJwtShaped(raw: string): boolean {
+  return jwtShape.test(raw)
+}
+
 /** The verifier of OIDC_ISSUER's tokens, or null when none is configured. */
 export function tokenVerifier(oidc: OidcConfig | null, log?: Logger): TokenVerifier | null {
-  return oidc ? new TokenVerifier(oidc, { log }) : null
+  if (!oidc) return null
+  // Loaded only when configured: jose and the verifier are resident memory a service without OIDC_ISSUER never uses.
+  const { TokenVerifier: Verifier } = require('./oidc') as typeof import('./oidc')
+  return new Verifier(oidc, { log })
 }
 
 // The request's principal is kept on the Request object itself, under keys no one else uses (hooks

@@ -24,8 +24,6 @@ export const REFUSED_TOKEN_MS = 2_000
 const FETCH_TIMEOUT_MS = 5_000
 const CACHE_MAX = 5_000
 
-// Three base64url parts (the signature may be empty: `alg: none` tokens reach the verifier and are refused there).
-const jwtShape = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 // RFC 9068 access tokens say `at+jwt`; many providers still say `JWT` or nothing.
 const acceptedTypes = new Set([undefined, 'jwt', 'at+jwt', 'application/at+jwt'])
 const accessTokenTypes = new Set(['at+jwt', 'application/at+jwt'])
@@ -35,10 +33,6 @@ const idTokenClaims = ['nonce', 'at_hash'] as const
 
 const realm = 'Bearer realm="taskmesh"'
 
-/** Whether a bearer value is shaped like a JWT (a compact JWS), as opposed to an API key. */
-export function isJwtShaped(raw: string): boolean {
-  return jwtShape.test(raw)
-}
 
 function invalid(detail: string): HttpError {
   return new HttpError(401, `the access token is invalid: ${detail}`, { headers: { 'www-authenticate': `${realm}, error="invalid_token"` } })

@@ -1,9 +1,11 @@
 // The tasks feature's store on whichever database the service opened.
 import type { Database } from '../db'
 import type { TaskStore } from './service'
-import { PgTaskStore } from './store.pg'
 import { SqliteTaskStore } from './store.sqlite'
 
 export function taskStore(database: Database): TaskStore {
-  return database.dialect === 'sqlite' ? new SqliteTaskStore(database.db) : new PgTaskStore(database.db)
+  if (database.dialect === 'sqlite') return new SqliteTaskStore(database.db)
+  // Loaded only for PostgreSQL (see db/index.ts), as its schema and queries are.
+  const { PgTaskStore } = require('./store.pg') as typeof import('./store.pg')
+  return new PgTaskStore(database.db)
 }
