@@ -19,13 +19,16 @@ function lua(value: string): string {
  * pool (one per connection, so it never runs dry) and put it back, with the ETag of the
  * response, when its 200 arrives — the ETag `"id.version"` names the resource.
  */
+/** The credential a request carries: its API key, or its `Authorization` value (a bearer token) as sent. */
+const credentialOf = (headers: Record<string, string>) => headers['X-API-Key'] ?? headers.Authorization ?? ''
+
 export function wrkScript(plans: PlannedRequest[][], connections: number, etags: Map<string, string>): string {
   const pool = new Map<string, { key: string; etag: string }>()
   const used = Array.from({ length: connections }, (_, i) => plans[i % plans.length]!)
   // wrk calls request() once more than it sends (one spare resource is lost at start), so the
   // pool gets the conditional resources of the spare plans too and never runs dry.
   for (const plan of plans.slice(connections)) {
-    for (const request of plan) if (request.conditional) pool.set(request.path, { key: request.headers['X-API-Key'] ?? '', etag: etags.get(request.path) ?? '*' })
+    for (const request of plan) if (request.conditional) pool.set(request.path, { key: credentialOf(request.headers), etag: etags.get(request.path) ?? '*' })
   }
   const keys: string[] = []
   const keyIndex = (key: string) => {
@@ -46,7 +49,7 @@ export function wrkScript(plans: PlannedRequest[][], connections: number, etags:
   for (let step = 0; step < longest; step++) {
     for (const plan of used) {
       const request = plan[step % plan.length]!
-      const key = request.headers['X-API-Key'] ?? ''
+      const key = credentialOf(request.headers)
       if (request.conditional) {
         conditionalBodies = request.conditional.bodies
         pool.set(request.path, { key, etag: etags.get(request.path) ?? '*' })
@@ -74,19 +77,25 @@ export function wrkScript(plans: PlannedRequest[][], connections: number, etags:
     'statuses = {}',
     'fallbacks = 0',
     '',
+    // A credential is sent in the header it came in: a bearer token whole in Authorization, else as X-API-Key.
+    'local function auth(k)',
+    '  if string.sub(k, 1, 7) == "Bearer " then return { ["Authorization"] = k } end',
+    '  return { ["X-API-Key"] = k }',
+    'end',
+    '',
     'function init(args)',
     '  for j = 1, n do',
     '    local e = plan[j]',
     '    if e then',
-    '      local h = { ["X-API-Key"] = keys[e[3]] }',
+    '      local h = auth(keys[e[3]])',
     '      local body = nil',
     '      if e[4] > 0 then h["Content-Type"] = "application/json"; body = bodies[e[4]] end',
     '      prebuilt[j] = wrk.format(e[1], e[2], h, body)',
     '    end',
     '  end',
     fallback
-      ? `  fallback = wrk.format(${lua(fallback.method)}, ${lua(fallback.path)}, { ["X-API-Key"] = ${lua(fallback.headers['X-API-Key'] ?? '')} })`
-      : '  fallback = wrk.format("GET", "/v1/tasks?limit=20", { ["X-API-Key"] = keys[1] })',
+      ? `  fallback = wrk.format(${lua(fallback.method)}, ${lua(fallback.path)}, auth(${lua(credentialOf(fallback.headers))}))`
+      : '  fallback = wrk.format("GET", "/v1/tasks?limit=20", auth(keys[1]))',
     'end',
     '',
     'function request()',
@@ -98,7 +107,8 @@ export function wrkScript(plans: PlannedRequest[][], connections: number, etags:
     '  if c == nil then fallbacks = fallbacks + 1; return fallback end',
     '  inflight[string.match(c[1], "(%d+)$")] = c',
     '  turn = turn + 1',
-    '  return wrk.format("PATCH", c[1], { ["X-API-Key"] = keys[c[2]], ["Content-Type"] = "application/json", ["If-Match"] = c[3] }, condBodies[turn % #condBodies + 1])',
+    '  local h = auth(keys[c[2]]); h["Content-Type"] = "application/json"; h["If-Match"] = c[3]',
+    '  return wrk.format("PATCH", c[1], h, condBodies[turn % #condBodies + 1])',
     'end',
   ]
   if (pool.size > 0) {
