@@ -41,7 +41,7 @@ if (config.workers > 1 && config.workerId === null) {
 
 let stopping = false
 const log = createLogger(config.logLevel, config.workerId === null ? {} : { worker: config.workerId })
-const database = await openDatabase(config.databaseUrl)
+const database = await openDatabase(config.databaseUrl, { checkpointer: true, log })
 const lifecycle = new Lifecycle()
 const redis = config.redisUrl ? new RedisClient(config.redisUrl, redisOptions) : null
 if (redis) await redis.connect().catch((error) => log.warn({ err: error }, 'Redis is unreachable; rate limits stay per instance until it answers'))

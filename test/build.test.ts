@@ -28,6 +28,9 @@ describe('single-file executable', () => {
       method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: '{"title":"from the binary"}',
     })
     expect(created.status).toBe(201)
+    // Its second entrypoint, the WAL checkpointer's worker (src/db/checkpointer.ts), starts inside the binary too.
+    expect(server.output()).toContain('"msg":"listening"')
+    expect(server.output()).not.toContain('checkpointer thread did not start')
     const docs = await fetch(`${server.url}/docs/assets/swagger-ui-bundle.js`)
     expect(docs.status).toBe(200)
     expect((await docs.arrayBuffer()).byteLength).toBeGreaterThan(100_000)

@@ -1,6 +1,8 @@
 // The database connection and nothing stored in it: open the one DATABASE_URL names (SQLite or
 // PostgreSQL), migrated; ping it, read its size, close it. Each feature builds its own store
 // from the drizzle handle (see tasks/store.ts, platform/keys/store.ts).
+import type { Logger } from '../platform/logger'
+import { startCheckpointer } from './checkpointer'
 import type { PgDb } from './postgres'
 import { openSqlite, sqlitePath, type SqliteDb } from './sqlite'
 
@@ -17,8 +19,14 @@ interface Connection {
 
 export type Database = Connection & ({ dialect: 'sqlite'; db: SqliteDb } | { dialect: 'postgres'; db: PgDb })
 
-export async function openDatabase(url: string): Promise<Database> {
-  return url.startsWith('sqlite:') ? sqlite(url) : postgres(url)
+export interface OpenOptions {
+  /** SQLite: checkpoint the WAL from a worker thread rather than inside commits (checkpointer.ts); the service does. */
+  checkpointer?: boolean
+  log?: Logger
+}
+
+export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
+  return url.startsWith('sqlite:') ? sqlite(url, options) : postgres(url)
 }
 
 async function answers(query: () => unknown): Promise<boolean> {
@@ -30,9 +38,10 @@ async function answers(query: () => unknown): Promise<boolean> {
   }
 }
 
-function sqlite(url: string): Database {
+async function sqlite(url: string, { checkpointer, log }: OpenOptions): Promise<Database> {
   const path = sqlitePath(url)
   const db = openSqlite(path)
+  const checkpoints = checkpointer && path !== ':memory:' ? await startCheckpointer(db.$client, path, log) : null
   const ping = db.$client.prepare('SELECT 1 FROM __drizzle_migrations LIMIT 1')
   const pages = db.$client.prepare('SELECT page_count * page_size AS bytes, freelist_count * page_size AS free FROM pragma_page_count(), pragma_page_size(), pragma_freelist_count()')
   return {
@@ -48,7 +57,10 @@ function sqlite(url: string): Database {
         sqlite_wal_bytes: { help: 'Size of the SQLite write-ahead log', value: wal },
       }
     },
-    close: async () => db.$client.close(),
+    close: async () => {
+      await checkpoints?.stop()
+      db.$client.close()
+    },
   }
 }
 

@@ -1,0 +1,75 @@
+// WAL checkpoints off the event loop. SQLite checkpoints inside whichever commit takes the log past
+// `wal_autocheckpoint` pages: that commit then copies the log back into the database and fsyncs it
+// while every other request waits. The serving connection instead keeps a high autocheckpoint (a
+// backstop only) and a worker thread with its own connection checkpoints every CHECKPOINT_EVERY_MS.
+// Durability is unchanged: a commit is in the WAL before it returns, as before.
+import type { Database } from 'bun:sqlite'
+import type { Logger } from '../platform/logger'
+
+export const CHECKPOINT_EVERY_MS = 100
+/** The serving connection's autocheckpoint while the worker runs: only if the worker falls far behind. */
+export const BACKSTOP_PAGES = 10_000
+const DEFAULT_PAGES = 1000
+
+export interface Checkpointer {
+  /** Stops the worker after a last checkpoint; the serving connection checkpoints as SQLite does by itself again. */
+  stop(): Promise<void>
+}
+
+/**
+ * The worker's module. In the single-file executable (package.json's build lists it as a second
+ * entrypoint) modules live under their path from src/, the entrypoints' common folder, and a URL
+ * relative to this module names nothing; from source it is the file beside this one.
+ */
+function workerEntry(): string | URL {
+  return import.meta.url.startsWith('file:///$bunfs/') ? './db/checkpoint-worker.ts' : new URL('./checkpoint-worker.ts', import.meta.url)
+}
+
+function answer(worker: Worker, expected: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs)
+    worker.addEventListener('message', function listen(event: MessageEvent) {
+      if (event.data !== expected) return
+      clearTimeout(timer)
+      worker.removeEventListener('message', listen)
+      resolve(true)
+    })
+    worker.addEventListener('error', () => {
+      clearTimeout(timer)
+      resolve(false)
+    })
+  })
+}
+
+/**
+ * Starts checkpointing `path` from a worker thread; `serving` is the connection requests use. If the
+ * worker cannot start, nothing changes (SQLite keeps checkpointing inside commits) and a warning says so.
+ */
+export async function startCheckpointer(serving: Database, path: string, log?: Logger): Promise<Checkpointer> {
+  let worker: Worker
+  try {
+    worker = new Worker(workerEntry())
+  } catch (error) {
+    log?.warn({ err: error }, 'the WAL checkpointer thread did not start; commits checkpoint as SQLite does')
+    return { stop: async () => undefined }
+  }
+  const started = answer(worker, 'started', 5000)
+  worker.postMessage({ path, intervalMs: CHECKPOINT_EVERY_MS })
+  if (!(await started)) {
+    worker.terminate()
+    log?.warn('the WAL checkpointer thread did not start; commits checkpoint as SQLite does')
+    return { stop: async () => undefined }
+  }
+  serving.run(`PRAGMA wal_autocheckpoint = ${BACKSTOP_PAGES}`)
+  // The thread alone never keeps the process alive.
+  worker.unref()
+  return {
+    async stop() {
+      const stopped = answer(worker, 'stopped', 5000)
+      worker.postMessage('stop')
+      await stopped
+      worker.terminate()
+      serving.run(`PRAGMA wal_autocheckpoint = ${DEFAULT_PAGES}`)
+    },
+  }
+}
