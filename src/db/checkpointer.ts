@@ -4,12 +4,16 @@
 // backstop only) and a worker thread with its own connection checkpoints every CHECKPOINT_EVERY_MS.
 // Durability is unchanged: a commit is in the WAL before it returns, as before.
 import type { Database } from 'bun:sqlite'
-import type { Logger } from '../platform/logger'
 
 export const CHECKPOINT_EVERY_MS = 100
 /** The serving connection's autocheckpoint while the worker runs: only if the worker falls far behind. */
 export const BACKSTOP_PAGES = 10_000
 const DEFAULT_PAGES = 1000
+
+/** Where a worker that did not start is reported (the service's logger). */
+export interface Warnings {
+  warn(detail: { err?: unknown }, message: string): void
+}
 
 export interface Checkpointer {
   /** Stops the worker after a last checkpoint; the serving connection checkpoints as SQLite does by itself again. */
@@ -45,7 +49,7 @@ function answer(worker: Worker, expected: string, timeoutMs: number): Promise<bo
  * Starts checkpointing `path` from a worker thread; `serving` is the connection requests use. If the
  * worker cannot start, nothing changes (SQLite keeps checkpointing inside commits) and a warning says so.
  */
-export async function startCheckpointer(serving: Database, path: string, log?: Logger): Promise<Checkpointer> {
+export async function startCheckpointer(serving: Database, path: string, log?: Warnings): Promise<Checkpointer> {
   let worker: Worker
   try {
     worker = new Worker(workerEntry())
@@ -57,7 +61,7 @@ export async function startCheckpointer(serving: Database, path: string, log?: L
   worker.postMessage({ path, intervalMs: CHECKPOINT_EVERY_MS })
   if (!(await started)) {
     worker.terminate()
-    log?.warn('the WAL checkpointer thread did not start; commits checkpoint as SQLite does')
+    log?.warn({}, 'the WAL checkpointer thread did not start; commits checkpoint as SQLite does')
     return { stop: async () => undefined }
   }
   serving.run(`PRAGMA wal_autocheckpoint = ${BACKSTOP_PAGES}`)

@@ -1,8 +1,7 @@
 // The database connection and nothing stored in it: open the one DATABASE_URL names (SQLite or
 // PostgreSQL), migrated; ping it, read its size, close it. Each feature builds its own store
 // from the drizzle handle (see tasks/store.ts, platform/keys/store.ts).
-import type { Logger } from '../platform/logger'
-import { startCheckpointer } from './checkpointer'
+import { startCheckpointer, type Warnings } from './checkpointer'
 import type { PgDb } from './postgres'
 import { openSqlite, sqlitePath, type SqliteDb } from './sqlite'
 
@@ -22,7 +21,7 @@ export type Database = Connection & ({ dialect: 'sqlite'; db: SqliteDb } | { dia
 export interface OpenOptions {
   /** SQLite: checkpoint the WAL from a worker thread rather than inside commits (checkpointer.ts); the service does. */
   checkpointer?: boolean
-  log?: Logger
+  log?: Warnings
 }
 
 export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Database> {
