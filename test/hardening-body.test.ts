@@ -73,10 +73,13 @@ describe('a JSON body nested deeper than 64 levels', () => {
     expect(over.status).toBe(400)
   })
 
-  test('a deep body that does not parse either is answered for its depth, not for its syntax', async () => {
+  test('a body that does not parse is answered for its depth first, then for being blank, then for its syntax', async () => {
     const broken = await post('/v1/tasks', `{"title":${'['.repeat(10_000)}`)
     expect(broken.status).toBe(400)
     expect(((await broken.json()) as { detail: string }).detail).toBe('the request body nests arrays and objects deeper than 64 levels')
+    const blank = await post('/v1/tasks', ' \n\t ')
+    expect(blank.status).toBe(400)
+    expect(((await blank.json()) as { detail: string }).detail).toBe('the request body is empty; expected a JSON document')
     const shallow = await post('/v1/tasks', '{"title":[[1]')
     expect(shallow.status).toBe(400)
     expect(((await shallow.json()) as { detail: string }).detail).toMatch(/^the request body is not valid JSON/)

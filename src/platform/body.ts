@@ -121,13 +121,14 @@ export async function readJson(request: Request, contentType: string, limit: num
   } catch {
     throw new HttpError(400, 'the request body is not valid UTF-8')
   }
-  if (text.trim() === '') throw new HttpError(400, 'the request body is empty; expected a JSON document')
   let value: unknown
   try {
     // The parser is not recursive (any depth parses); what is recursive after it (schema checks, error
     // messages) never sees a value deeper than MAX_JSON_DEPTH, which the walk below stops at.
     value = JSON.parse(text)
   } catch (error) {
+    // Only a body that does not parse can be blank: no copy of every body to find out.
+    if (blank.test(text)) throw new HttpError(400, 'the request body is empty; expected a JSON document')
     if (nestsDeeper(bytes, MAX_JSON_DEPTH)) throw deeper()
     throw new HttpError(400, `the request body is not valid JSON: ${(error as Error).message}`)
   }
@@ -135,5 +136,6 @@ export async function readJson(request: Request, contentType: string, limit: num
   return value
 }
 
+const blank = /^\s*$/
 const deeper = () => new HttpError(400, `the request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels`)
 

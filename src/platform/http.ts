@@ -126,10 +126,9 @@ export function http({ bodyLimit, routes, log, lifecycle, credentials, renderers
       if (bodyless.has(request.method)) return null
       // A POST that sends nothing at all has no body to refuse; the route's schema decides.
       if (!contentType && (request.body === null || request.headers.get('content-length') === '0')) return null
-      const limit = routes.bodyLimitOf(request.method, route) ?? bodyLimit
-      const hint = routes.notJsonHintOf(request.method, route)
+      const { bodyLimit: declaredLimit, notJsonHint: hint, scope } = routes.declaredOf(request.method, route)
+      const limit = declaredLimit ?? bodyLimit
       // A caller without valid credentials is refused before a byte of its body is read.
-      const scope = routes.scopeOf(request.method, route)
       const admitted = credentials && scope ? credentials.authenticate(request, scope) : null
       if (admitted instanceof Promise) return admitted.then(() => readJson(request, contentType, limit, hint))
       return readJson(request, contentType, limit, hint)

@@ -12,6 +12,15 @@ interface RouteLike {
   hooks?: { query?: unknown; params?: unknown; headers?: unknown; authScope?: Requirement } & RouteOptions
 }
 
+/** What a route declared that the body parser needs: its body limit, the 415's hint, the scope it requires. */
+export interface Declared {
+  bodyLimit?: number
+  notJsonHint?: string
+  scope?: Requirement
+}
+
+const NOTHING_DECLARED: Declared = Object.freeze({})
+
 interface ObjectSchema {
   properties?: Record<string, { error?: unknown }>
 }
@@ -19,9 +28,8 @@ interface ObjectSchema {
 export class RouteTable {
   private patterns: Array<{ regex: RegExp; methods: Set<string> }> = []
   private schemas = new Map<string, Array<[location: string, schema: ObjectSchema]>>()
-  private bodyLimits = new Map<string, number>()
-  private notJsonHints = new Map<string, string>()
-  private scopes = new Map<string, Requirement>()
+  /** What each `METHOD path` declared for its body and credentials: one lookup per request with a body. */
+  private declared = new Map<string, Declared>()
   /** Rate groups of routes without parameters, by path, and of the others by their path up to the first parameter. */
   private groupsByPath = new Map<string, RateGroup>()
   private groupsByPrefix: Array<[prefix: string, group: RateGroup]> = []
@@ -33,12 +41,12 @@ export class RouteTable {
       // Catch-alls (CORS preflight) would make every unknown path a 405.
       if (path.includes('*')) continue
       const verb = method.toUpperCase()
-      if (hooks?.bodyLimit !== undefined) {
-        if (hooks.bodyLimit > MAX_ROUTE_BODY_LIMIT) throw new Error(`${verb} ${path} declares a body limit past MAX_ROUTE_BODY_LIMIT (${MAX_ROUTE_BODY_LIMIT} bytes)`)
-        this.bodyLimits.set(`${verb} ${path}`, hooks.bodyLimit)
+      if (hooks?.bodyLimit !== undefined && hooks.bodyLimit > MAX_ROUTE_BODY_LIMIT) {
+        throw new Error(`${verb} ${path} declares a body limit past MAX_ROUTE_BODY_LIMIT (${MAX_ROUTE_BODY_LIMIT} bytes)`)
       }
-      if (hooks?.notJsonHint !== undefined) this.notJsonHints.set(`${verb} ${path}`, hooks.notJsonHint)
-      if (hooks?.authScope !== undefined) this.scopes.set(`${verb} ${path}`, hooks.authScope)
+      if (hooks?.bodyLimit !== undefined || hooks?.notJsonHint !== undefined || hooks?.authScope !== undefined) {
+        this.declared.set(`${verb} ${path}`, { bodyLimit: hooks.bodyLimit, notJsonHint: hooks.notJsonHint, scope: hooks.authScope })
+      }
       if (hooks?.rateGroup !== undefined) {
         const param = path.indexOf(':')
         if (param === -1) this.groupsByPath.set(path, hooks.rateGroup)
@@ -66,19 +74,9 @@ export class RouteTable {
     this.groupsByPrefix = [...prefixes].sort(([a], [b]) => b.length - a.length)
   }
 
-  /** The body limit `method route` declared, if it declared one. */
-  bodyLimitOf(method: string, route: string): number | undefined {
-    return this.bodyLimits.get(`${method} ${route}`)
-  }
-
-  /** What `method route` declared to add to the 415 for a body that is not JSON, if anything. */
-  notJsonHintOf(method: string, route: string): string | undefined {
-    return this.notJsonHints.get(`${method} ${route}`)
-  }
-
-  /** The scope `method route` requires, if it requires credentials. */
-  scopeOf(method: string, route: string): Requirement | undefined {
-    return this.scopes.get(`${method} ${route}`)
+  /** What `method route` declared for its body (limit, the 415's hint) and the scope it requires; each absent when not declared. */
+  declaredOf(method: string, route: string): Declared {
+    return this.declared.get(`${method} ${route}`) ?? NOTHING_DECLARED
   }
 
   /**
