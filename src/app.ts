@@ -9,12 +9,13 @@ import type { ModelRegistry } from './inference/registry'
 import { keys as keysApi } from './keys'
 import { Credentials, tokenVerifier } from './platform/auth'
 import { docs } from './platform/docs'
-import { gateway } from './platform/gateway'
+import { gateway, rateGate } from './platform/gateway'
 import { health, Readiness } from './platform/health'
-import { http } from './platform/http'
+import { ErrorResponses, http } from './platform/http'
+import { leanRoutes } from './platform/lean'
 import { Lifecycle } from './platform/lifecycle'
 import type { Logger } from './platform/logger'
-import { observability, Telemetry } from './platform/observability'
+import { observability, RequestRecorder, Telemetry } from './platform/observability'
 import { MemoryLimiter, type Limiter } from './platform/ratelimit'
 import { RouteTable } from './platform/routes'
 import { sensorFeed, sensors, websocketSettings, type SensorFeed } from './sensors'
@@ -46,6 +47,9 @@ export interface AppDeps {
 
 export function createApp({ config, database, log, keys = keyStore(database), credentials = new Credentials(keys, { tokens: tokenVerifier(config.oidc, log) }), limiter = new MemoryLimiter(), telemetry = new Telemetry(), lifecycle = new Lifecycle(), registry, redis, sensors: given }: AppDeps) {
   const routes = new RouteTable()
+  const errors = new ErrorResponses(routes, log, [kserveErrors])
+  const gate = rateGate({ config, credentials, limiter, telemetry, routes })
+  const recorder = new RequestRecorder(telemetry, log, (request) => credentials.keyIdOf(request))
   for (const [name, { help }] of Object.entries(database.stats())) telemetry.gauge(name, help, () => database.stats()[name]?.value ?? 0)
   const feed = given ?? sensorFeed(config.services.has('sensors') ? { config, redis, log, lifecycle, limiter } : {})
   const readiness = new Readiness()
@@ -53,9 +57,9 @@ export function createApp({ config, database, log, keys = keyStore(database), cr
     .add('accepting', () => lifecycle.accepting)
   // Bun's WebSocket limits are per server, so they live on the root app.
   const app = new Elysia({ normalize: false, websocket: websocketSettings(feed.hub) })
-    .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle, credentials, renderers: [kserveErrors] }))
-    .use(observability(telemetry, log, (request) => credentials.keyIdOf(request)))
-    .use(gateway({ config, credentials, limiter, telemetry, routes }))
+    .use(http({ bodyLimit: config.bodyLimit, routes, log, lifecycle, credentials, errors }))
+    .use(observability(telemetry, recorder))
+    .use(gateway({ config, credentials, limiter, telemetry, routes, gate }))
     .use(docs(routes, config.oidc))
     .use(health(readiness))
     .use(keysApi(keys, credentials))
@@ -63,6 +67,9 @@ export function createApp({ config, database, log, keys = keyStore(database), cr
     .use(serving(config, 'inference', () => inference({ config, credentials, telemetry, lifecycle, readiness, log, redis, registry })))
     .use(serving(config, 'sensors', () => sensors({ feed, credentials, telemetry, accepting: () => lifecycle.accepting, origins: config.corsOrigins })))
   routes.load(app.routes)
+  // Served over HTTP, the routes that declare `lean` are answered from Bun's route table (platform/lean.ts).
+  const served = app.config as { serve?: { routes?: Record<string, unknown> } }
+  served.serve = { ...served.serve, routes: { ...served.serve?.routes, ...leanRoutes(app, { credentials, gate, recorder, errors, lifecycle, corsOrigins: config.corsOrigins }) } }
   return app
 }
 

@@ -27,14 +27,22 @@ interface GatewayOptions {
 }
 
 /** The path of a request URL without building a URL object. */
-function pathOf(url: string): string {
+export function pathOf(url: string): string {
   const start = url.indexOf('/', url.indexOf('//') + 2)
   const query = url.indexOf('?', start)
   return url.slice(start, query === -1 ? undefined : query)
 }
 
-export function gateway({ config, credentials, limiter, telemetry, routes }: GatewayOptions) {
-  const limitFor = (group: RateGroup): RateLimit | null => (group in config.rateLimits ? config.rateLimits[group]! : config.rateLimit)
+/** The headers every response carries, set before anything else of a request is decided. */
+export function securityHeaders(headers: Record<string, unknown>): void {
+  headers['x-content-type-options'] = 'nosniff'
+  headers['referrer-policy'] = 'no-referrer'
+}
+
+/** Requests whose URL is longer than this are a 414. */
+export const urlTooLong = (request: Request) => request.url.length > MAX_URL_LENGTH
+
+export function gateway({ config, credentials, limiter, telemetry, routes, gate = rateGate({ config, credentials, limiter, telemetry, routes }) }: GatewayOptions & { gate?: RateGate | null }) {
   // No CORS at all unless origins are configured: browsers then keep the same-origin policy.
   const corsPlugin = config.corsOrigins.length === 0 ? new Elysia({ name: 'platform/no-cors' }) : cors({
     origin: config.corsOrigins,
@@ -42,16 +50,37 @@ export function gateway({ config, credentials, limiter, telemetry, routes }: Gat
     exposeHeaders: ['etag', 'location', 'x-request-id', 'ratelimit', 'ratelimit-policy', 'retry-after', 'idempotent-replayed'],
     maxAge: 600,
   })
-  const anyLimit = config.rateLimit !== null || Object.values(config.rateLimits).some((limit) => limit !== null)
   const plugin = new Elysia({ name: 'platform/gateway' })
     .use(corsPlugin)
     .onRequest(({ request, set }) => {
-      set.headers['x-content-type-options'] = 'nosniff'
-      set.headers['referrer-policy'] = 'no-referrer'
-      if (request.url.length > MAX_URL_LENGTH) throw new HttpError(414, `the URL is longer than ${MAX_URL_LENGTH} characters`)
+      securityHeaders(set.headers)
+      if (urlTooLong(request)) throw new HttpError(414, `the URL is longer than ${MAX_URL_LENGTH} characters`)
     })
   // Elysia awaits every request hook it takes for asynchronous: with RATE_LIMIT=off there is none.
-  if (!anyLimit) return plugin
+  if (!gate) return plugin
+  if (gate.synchronous) {
+    return plugin.onRequest(({ request, server, set }) => {
+      gate.decide(request, server, set.headers)
+    })
+  }
+  return plugin.onRequest(async ({ request, server, set }) => {
+    await gate.decide(request, server, set.headers)
+  })
+}
+
+/** The rate limit of requests, decided before their credentials are looked up. */
+export interface RateGate {
+  /** True when `decide` never returns a promise (an in-memory limiter and a synchronous key store). */
+  readonly synchronous: boolean
+  /** Admits the request (adding its RateLimit headers to `headers`) or throws its 429. */
+  decide(request: Request, server: Server<unknown> | null, headers: Record<string, unknown>): Awaitable<void>
+}
+
+/** The rate gate of the configured limits; null when every limit is off. */
+export function rateGate({ config, credentials, limiter, telemetry, routes }: GatewayOptions): RateGate | null {
+  const limitFor = (group: RateGroup): RateLimit | null => (group in config.rateLimits ? config.rateLimits[group]! : config.rateLimit)
+  const anyLimit = config.rateLimit !== null || Object.values(config.rateLimits).some((limit) => limit !== null)
+  if (!anyLimit) return null
   const proxies = new TrustedProxies(config.trustedProxies)
   const refuse = (group: RateGroup, limit: RateLimit, verdict: Verdict, headers: Record<string, unknown>) => {
     Object.assign(headers, rateLimitHeaders(limit, verdict))
@@ -128,12 +157,5 @@ export function gateway({ config, credentials, limiter, telemetry, routes }: Gat
     if (credentials.vouched(raw!)) return take(`key:${keyId}`)
     return unvouched()
   }
-  if (limiter.synchronous && credentials.synchronous) {
-    return plugin.onRequest(({ request, server, set }) => {
-      decide(request, server, set.headers)
-    })
-  }
-  return plugin.onRequest(async ({ request, server, set }) => {
-    await decide(request, server, set.headers)
-  })
+  return { synchronous: limiter.synchronous === true && credentials.synchronous, decide }
 }

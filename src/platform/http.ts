@@ -113,12 +113,34 @@ function classifySafely(...args: Parameters<typeof classify>): ReturnType<typeof
   }
 }
 
-export function http({ bodyLimit, routes, log, lifecycle, credentials, renderers = [] }: HttpOptions) {
+/** The request's id: the caller's `X-Request-Id` when it is sane, else a fresh UUID. */
+export function requestIdOf(request: Request): string {
+  const given = request.headers.get('x-request-id')
+  return given !== null && saneRequestId.test(given) ? given : crypto.randomUUID()
+}
+
+/** Turns anything thrown while handling a request into its response: problem+json, or a prefix's own shape. */
+export class ErrorResponses {
+  constructor(private readonly routes: RouteTable, private readonly log: Logger, private readonly renderers: readonly ErrorRenderer[] = []) {}
+
+  /** The response for `error` (Elysia's `code` for it, or 'UNKNOWN'); `set.status` becomes its status, for the access log and metrics. */
+  render(code: string | number, error: unknown, path: string, route: string, request: Request, set: { status?: unknown; headers: SetHeaders }): Response {
+    const known = classifySafely(code, error, path, route, request.method, this.routes)
+    if (known) {
+      set.status = known.body.status
+      return respond(known.body, rendererFor(path, this.renderers), known.headers, set.headers)
+    }
+    set.status = 500
+    this.log.error({ err: error, requestId: set.headers['x-request-id'], method: request.method, path }, 'unhandled error')
+    return respond(problem(500, 'the server failed to handle the request'), rendererFor(path, this.renderers), {}, set.headers)
+  }
+}
+
+export function http({ bodyLimit, routes, log, lifecycle, credentials, renderers = [], errors = new ErrorResponses(routes, log, renderers) }: HttpOptions & { errors?: ErrorResponses }) {
   return new Elysia({ name: 'platform/http' })
     .error({ HttpError })
     .onRequest(({ request, set }) => {
-      const given = request.headers.get('x-request-id')
-      set.headers['x-request-id'] = given !== null && saneRequestId.test(given) ? given : crypto.randomUUID()
+      set.headers['x-request-id'] = requestIdOf(request)
       // While draining, each answered connection closes so clients reconnect elsewhere.
       if (!lifecycle.accepting) set.headers.connection = 'close'
     })
@@ -133,15 +155,5 @@ export function http({ bodyLimit, routes, log, lifecycle, credentials, renderers
       if (admitted instanceof Promise) return admitted.then(() => readJson(request, contentType, limit, hint))
       return readJson(request, contentType, limit, hint)
     })
-    .onError({ as: 'global' }, ({ code, error, path, route, request, set }) => {
-      const known = classifySafely(code, error, path, route, request.method, routes)
-      // set.status is what the access log and metrics read after the response.
-      if (known) {
-        set.status = known.body.status
-        return respond(known.body, rendererFor(path, renderers), known.headers, set.headers as SetHeaders)
-      }
-      set.status = 500
-      log.error({ err: error, requestId: set.headers['x-request-id'], method: request.method, path }, 'unhandled error')
-      return respond(problem(500, 'the server failed to handle the request'), rendererFor(path, renderers), {}, set.headers as SetHeaders)
-    })
+    .onError({ as: 'global' }, ({ code, error, path, route, request, set }) => errors.render(code, error, path, route, request, set as { status?: unknown; headers: SetHeaders }))
 }

@@ -53,24 +53,38 @@ export class Telemetry {
 const begun = Symbol('begun')
 type Timed = Request & { [begun]?: number }
 
-export function observability(telemetry: Telemetry, log: Logger, keyIdOf: (request: Request) => string | undefined) {
-  const access = accessLog(log)
+/** What every request leaves behind: the in-flight gauge, its tallies by route and status, its access line. */
+export class RequestRecorder {
+  private readonly access
+
+  constructor(private readonly telemetry: Telemetry, log: Logger, private readonly keyIdOf: (request: Request) => string | undefined) {
+    this.access = accessLog(log)
+  }
+
+  begin(request: Request): void {
+    (request as Timed)[begun] = performance.now()
+    this.telemetry.inFlight++
+  }
+
+  finish(request: Request, route: string, status: number, path: string, requestId: string | undefined): void {
+    const started = (request as Timed)[begun]
+    if (started === undefined) return
+    const seconds = (performance.now() - started) / 1000
+    const template = route || 'unmatched'
+    const method = request.method
+    const { telemetry } = this
+    telemetry.inFlight--
+    const series = telemetry.requests.of(`${method} ${template} ${status}`, () => ({ method, route: template, status: String(status) }))
+    telemetry.requests.observe(series, seconds)
+    this.access?.(requestId, method, template, path, status, seconds * 1000, this.keyIdOf(request))
+  }
+}
+
+export function observability(telemetry: Telemetry, recorder: RequestRecorder) {
   return new Elysia({ name: 'platform/observability' })
-    .onRequest(({ request }) => {
-      (request as Timed)[begun] = performance.now()
-      telemetry.inFlight++
-    })
+    .onRequest(({ request }) => recorder.begin(request))
     .onAfterResponse({ as: 'global' }, ({ request, route, set, path }) => {
-      const started = (request as Timed)[begun]
-      if (started === undefined) return
-      const seconds = (performance.now() - started) / 1000
-      const status = typeof set.status === 'number' ? set.status : 200
-      const template = route || 'unmatched'
-      const method = request.method
-      telemetry.inFlight--
-      const series = telemetry.requests.of(`${method} ${template} ${status}`, () => ({ method, route: template, status: String(status) }))
-      telemetry.requests.observe(series, seconds)
-      access?.(set.headers['x-request-id'] as string | undefined, method, template, path, status, seconds * 1000, keyIdOf(request))
+      recorder.finish(request, route, typeof set.status === 'number' ? set.status : 200, path, set.headers['x-request-id'] as string | undefined)
     })
     .get('/metrics', async ({ set }) => {
       set.headers['content-type'] = telemetry.registry.contentType

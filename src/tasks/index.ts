@@ -58,6 +58,7 @@ export function tasks(store: TaskStore, credentials: Credentials) {
     }, {
       auth: 'tasks:read',
       rateGroup: 'tasks',
+      lean: true,
       params: TaskModel.params,
       response: { 200: task, 304: t.Undefined({ description: 'Not modified: If-None-Match matched' }), ...readProblems },
       detail: { summary: 'Get a task', description: 'Answers 404 for a task of another owner.' },
