@@ -29,19 +29,22 @@ function workerEntry(): string | URL {
   return import.meta.url.startsWith('file:///$bunfs/') ? './db/checkpoint-worker.ts' : new URL('./checkpoint-worker.ts', import.meta.url)
 }
 
+/** True once the worker posts `expected`; false if it fails or stays silent for `timeoutMs`. Leaves no listener behind. */
 function answer(worker: Worker, expected: string, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs)
-    worker.addEventListener('message', function listen(event: MessageEvent) {
-      if (event.data !== expected) return
+    const settle = (answered: boolean) => {
       clearTimeout(timer)
       worker.removeEventListener('message', listen)
-      resolve(true)
-    })
-    worker.addEventListener('error', () => {
-      clearTimeout(timer)
-      resolve(false)
-    })
+      worker.removeEventListener('error', fail)
+      resolve(answered)
+    }
+    const listen = (event: MessageEvent) => {
+      if (event.data === expected) settle(true)
+    }
+    const fail = () => settle(false)
+    const timer = setTimeout(fail, timeoutMs)
+    worker.addEventListener('message', listen)
+    worker.addEventListener('error', fail)
   })
 }
 

@@ -33,7 +33,6 @@ const idTokenClaims = ['nonce', 'at_hash'] as const
 
 const realm = 'Bearer realm="taskmesh"'
 
-
 function invalid(detail: string): HttpError {
   return new HttpError(401, `the access token is invalid: ${detail}`, { headers: { 'www-authenticate': `${realm}, error="invalid_token"` } })
 }
