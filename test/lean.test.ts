@@ -1,4 +1,5 @@
-// The lean lane (src/platform/lean.ts) answers GET /v1/tasks/{id} over HTTP past Elysia's lifecycle.
+// The lean lane (src/platform/lean.ts) answers GET /v1/tasks/{id} and POST /v1/models/{name}/predict
+// over HTTP past Elysia's lifecycle.
 // Whatever it answers must be what Elysia answers for the same request: here the real server (lean
 // lane) and the same app in process (Elysia's pipeline) serve one database, and every case is asked
 // of both and compared — status, body, and every header but the date and a fresh request id.
@@ -78,6 +79,68 @@ describe('the lean lane answers as Elysia does', async () => {
       return found.length === 3 && found
     }, { what: 'the three access lines are written' })
     expect(JSON.parse(lines[0]!)).toMatchObject({ method: 'GET', route: '/v1/tasks/:id', path: `/v1/tasks/${task.id}`, status: 200, msg: 'request' })
+  })
+})
+
+describe('the lean lane answers predictions as Elysia does', async () => {
+  const t = await testApp({ RATE_LIMIT: '1000/1000' })
+  const server = await startServer({ DATABASE_URL: t.config.databaseUrl, MODELS_DIR: t.config.modelsDir, RATE_LIMIT: '1000/1000' })
+  afterAll(async () => {
+    await server[Symbol.asyncDispose]()
+    await t[Symbol.asyncDispose]()
+  })
+  const key = await t.key('frank', ['predict'])
+  const taskKey = await t.key('gina', ['tasks:write'])
+  const json = 'application/json'
+  const row = { feature1: 1.5, feature2: 2, feature3: 0.5 }
+  const deep = `{"features":${'['.repeat(70)}${']'.repeat(70)}}`
+  const pickle = new Uint8Array([0x80, 0x04, 0x95, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x7d, 0x94, 0x2e])
+  const path = '/v1/models/seed-linear/predict'
+
+  // name, path, headers, body (a string or bytes, sent as is to both), status
+  const cases: Array<[string, string, Record<string, string>, string | Uint8Array | undefined, number]> = [
+    ['one row by name: 200', path, { 'x-api-key': key, 'content-type': json }, JSON.stringify({ features: row }), 200],
+    ['a batch of positional rows: 200', path, { authorization: `Bearer ${key}`, 'content-type': 'application/json; charset=utf-8' }, JSON.stringify({ instances: [[1, 2, 3], [0, 0, 0]] }), 200],
+    ['a field the schema does not know: 422', path, { 'x-api-key': key, 'content-type': json }, JSON.stringify({ features: row, extra: 1 }), 422],
+    ['instances that are not an array: 422', path, { 'x-api-key': key, 'content-type': json }, '{"instances":{"a":1}}', 422],
+    ['a feature the model does not have: 422', path, { 'x-api-key': key, 'content-type': json }, JSON.stringify({ features: { ...row, feature9: 1 } }), 422],
+    ['both features and instances: 422', path, { 'x-api-key': key, 'content-type': json }, JSON.stringify({ features: row, instances: [[1, 2, 3]] }), 422],
+    ['a model that is not loaded: 404', '/v1/models/no-such-model/predict', { 'x-api-key': key, 'content-type': json }, JSON.stringify({ features: row }), 404],
+    ['a name that is not a model name: 404', '/v1/models/bad%20name/predict', { 'x-api-key': key, 'content-type': json }, JSON.stringify({ features: row }), 404],
+    ['an overlong URL (left to Elysia): 414', `/v1/models/${'m'.repeat(9000)}/predict`, { 'x-api-key': key, 'content-type': json }, JSON.stringify({ features: row }), 414],
+    ['no key: 401, body unread', path, { 'content-type': json }, JSON.stringify({ features: row }), 401],
+    ['a key without predict: 403', path, { 'x-api-key': taskKey, 'content-type': json }, JSON.stringify({ features: row }), 403],
+    ['a pickle sent as JSON: 415 with the hint', path, { 'x-api-key': key, 'content-type': json }, pickle, 415],
+    ['text/plain: 415', path, { 'x-api-key': key, 'content-type': 'text/plain' }, JSON.stringify({ features: row }), 415],
+    ['a body without a content type: 415', path, { 'x-api-key': key }, JSON.stringify({ features: row }), 415],
+    ['JSON that does not parse: 400', path, { 'x-api-key': key, 'content-type': json }, '{"features": {', 400],
+    ['a blank body: 400', path, { 'x-api-key': key, 'content-type': json }, '   ', 400],
+    ['bytes that are not UTF-8: 400', path, { 'x-api-key': key, 'content-type': json }, new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), 400],
+    ['nesting past 64 levels: 400', path, { 'x-api-key': key, 'content-type': json }, deep, 400],
+    ['no body at all: 422', path, { 'x-api-key': key }, undefined, 422],
+    ['a body past the 8 MiB limit: 413', path, { 'x-api-key': key, 'content-type': json }, `{"instances":[${'1,'.repeat(4_500_000)}1]}`, 413],
+  ]
+
+  test.each(cases)('%s', async (_, at, headers, body, status) => {
+    const ask = (base: string, send: (request: Request) => Promise<Response>) =>
+      send(new Request(`${base}${at}`, { method: 'POST', headers: { ...headers, 'x-request-id': 'same' }, body: body as RequestInit['body'] })).then((r) => shape(r, true))
+    const [lean, elysia] = await Promise.all([ask(server.url, fetch), ask('http://localhost', (request) => t.app.handle(request))])
+    for (const s of [lean, elysia]) s.headers.ratelimit = String(s.headers.ratelimit ?? '').replace(/r=\d+/, 'r=N')
+    expect(lean.status).toBe(status)
+    expect(lean).toEqual(elysia)
+  })
+
+  test('lean predictions are counted and logged like any other', async () => {
+    const count = async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text()
+      return Number(/^http_requests_total\{method="POST",route="\/v1\/models\/:name\/predict",status="422"\} (\d+)$/m.exec(text)?.[1] ?? 0)
+    }
+    const before = await count()
+    const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': json, 'x-request-id': 'predict-counted' }, body: '{"nope":1}' })
+    expect(response.status).toBe(422)
+    expect(await count()).toBe(before + 1)
+    const line = await eventually(() => server.output().split('\n').find((l) => l.includes('"requestId":"predict-counted"')), { what: 'the access line is written' })
+    expect(JSON.parse(line)).toMatchObject({ method: 'POST', route: '/v1/models/:name/predict', status: 422, msg: 'request' })
   })
 })
 

@@ -122,6 +122,7 @@ export function inference({ config, credentials, telemetry, lifecycle, readiness
     })
     .post('/v1/models/:name/predict', ({ params, body }) => service.predict(params.name, body), {
       auth: 'predict',
+      lean: true,
       rateGroup: 'inference',
       bodyLimit: BATCH_BODY_LIMIT,
       params: InferenceModel.params,

@@ -119,6 +119,16 @@ export function requestIdOf(request: Request): string {
   return given !== null && saneRequestId.test(given) ? given : crypto.randomUUID()
 }
 
+/**
+ * The body of a request with a body, as the routes see it: null when it sends nothing at all (no
+ * body to refuse: the route's schema decides), else its JSON, read strictly (`readJson`).
+ * `contentType` is the header without parameters, '' when there is none.
+ */
+export function bodyOf(request: Request, contentType: string, limit: number, hint?: string): Promise<unknown> | null {
+  if (!contentType && (request.body === null || request.headers.get('content-length') === '0')) return null
+  return readJson(request, contentType, limit, hint)
+}
+
 /** Turns anything thrown while handling a request into its response: problem+json, or a prefix's own shape. */
 export class ErrorResponses {
   constructor(private readonly routes: RouteTable, private readonly log: Logger, private readonly renderers: readonly ErrorRenderer[] = []) {}
@@ -146,14 +156,11 @@ export function http({ bodyLimit, routes, log, lifecycle, credentials, renderers
     })
     .onParse({ as: 'global' }, ({ request, contentType, route }) => {
       if (bodyless.has(request.method)) return null
-      // A POST that sends nothing at all has no body to refuse; the route's schema decides.
-      if (!contentType && (request.body === null || request.headers.get('content-length') === '0')) return null
-      const { bodyLimit: declaredLimit, notJsonHint: hint, scope } = routes.declaredOf(request.method, route)
-      const limit = declaredLimit ?? bodyLimit
+      const declared = routes.declaredOf(request.method, route)
       // A caller without valid credentials is refused before a byte of its body is read.
-      const admitted = credentials && scope ? credentials.authenticate(request, scope) : null
-      if (admitted instanceof Promise) return admitted.then(() => readJson(request, contentType, limit, hint))
-      return readJson(request, contentType, limit, hint)
+      const admitted = credentials && declared.scope ? credentials.authenticate(request, declared.scope) : null
+      if (admitted instanceof Promise) return admitted.then(() => bodyOf(request, contentType, declared.bodyLimit ?? bodyLimit, declared.notJsonHint))
+      return bodyOf(request, contentType, declared.bodyLimit ?? bodyLimit, declared.notJsonHint)
     })
     .onError({ as: 'global' }, ({ code, error, path, route, request, set }) => errors.render(code, error, path, route, request, set as { status?: unknown; headers: SetHeaders }))
 }

@@ -1,18 +1,20 @@
-// The lean lane: the hottest reads (a GET route that declares `lean: true`) answered from Bun's own
-// route table, past Elysia's per-request lifecycle. The platform's steps run inline, in Elysia's
-// order — request id, security headers, the rate gate, credentials, the route's own handler, its
-// response, then tallies and the access line — with no context object, hook chain or after-response
-// task per request. Elysia still owns each such route: its schema (OpenAPI, Eden), in-process
+// The lean lane: the hottest calls (a GET or POST route that declares `lean: true`) answered from
+// Bun's own route table, past Elysia's per-request lifecycle. The platform's steps run inline, in
+// Elysia's order — request id, security headers, the rate gate, credentials, the JSON body (read
+// strictly and checked against the route's schema), the route's own handler, its response, then
+// tallies and the access line — with no context object, hook chain or after-response task per request. Elysia still owns each such route: its schema (OpenAPI, Eden), in-process
 // `app.handle`, and every request the lane does not take (while draining, with an Origin when CORS
 // is configured, an overlong URL, parameters its schema refuses), which the lane hands to Elysia
 // before it has done anything, so Elysia answers it from the start.
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { TSchema } from '@sinclair/typebox'
 import type { Server } from 'bun'
+import { ParseError, ValidationError } from 'elysia'
+import { hasProperty, hasTransform } from 'elysia/schema'
 import { chain, type Awaitable } from './awaitable'
 import type { Credentials } from './auth'
 import { pathOf, securityHeaders, urlTooLong, type RateGate } from './gateway'
-import { requestIdOf, type ErrorResponses } from './http'
+import { bodyOf, requestIdOf, type ErrorResponses } from './http'
 import type { Principal, Requirement } from './keys'
 import type { Lifecycle } from './lifecycle'
 import type { RequestRecorder } from './observability'
@@ -21,7 +23,7 @@ interface RouteLike {
   method: string
   path: string
   handler: unknown
-  hooks?: { lean?: boolean; params?: TSchema; authScope?: Requirement }
+  hooks?: { lean?: boolean; params?: TSchema; body?: TSchema; bodyLimit?: number; notJsonHint?: string; authScope?: Requirement }
 }
 
 interface AppLike {
@@ -36,12 +38,16 @@ export interface LeanOptions {
   errors: ErrorResponses
   lifecycle: Lifecycle
   corsOrigins: readonly string[]
+  /** The service-wide body limit, for a route that declares none. */
+  bodyLimit: number
 }
 
 /** What a lean route's handler is given: the parts of Elysia's context the lane provides, and no others. */
 export interface LeanContext {
   params: Record<string, string>
   request: Request
+  /** The JSON body as the route's schema accepted it (POST); undefined for a GET. */
+  body: unknown
   principal: Principal | undefined
   set: { status: number; headers: Record<string, string | number | undefined> }
   path: string
@@ -67,15 +73,47 @@ export function leanRoutes(app: AppLike, options: LeanOptions): Record<string, R
   const lanes: Record<string, Record<string, BunHandler>> = {}
   for (const route of app.routes) {
     if (route.hooks?.lean !== true) continue
-    if (route.method !== 'GET' || typeof route.handler !== 'function') throw new Error(`${route.method} ${route.path}: only GET routes may declare lean`)
-    lanes[route.path] = { ...lanes[route.path], GET: lane(app, route, route.handler as (context: LeanContext) => unknown, options) }
+    if ((route.method !== 'GET' && route.method !== 'POST') || typeof route.handler !== 'function') {
+      throw new Error(`${route.method} ${route.path}: only GET and POST routes may declare lean`)
+    }
+    lanes[route.path] = { ...lanes[route.path], [route.method]: lane(app, route, route.handler as (context: LeanContext) => unknown, options) }
   }
   return lanes
+}
+
+/** A schema whose accepted values Elysia would change before the handler (defaults, transforms): not for the lane, which passes values as they are. */
+function alters(schema: TSchema): boolean {
+  return hasProperty('default', schema) || hasTransform(schema)
+}
+
+/**
+ * Reads a POST's body as Elysia's parse step does (the platform's strict JSON reader, `bodyOf`),
+ * then checks it as its validation step does: a refused body is Elysia's own ValidationError.
+ */
+function bodyReader(route: RouteLike, serviceLimit: number): (request: Request) => Awaitable<unknown> {
+  const schema = route.hooks?.body
+  if (schema && alters(schema)) throw new Error(`${route.method} ${route.path}: a lean route's body schema may not set defaults or transforms`)
+  const check = schema ? TypeCompiler.Compile(schema) : null
+  const limit = route.hooks?.bodyLimit ?? serviceLimit
+  const hint = route.hooks?.notJsonHint
+  const checked = (value: unknown) => {
+    if (check && !check.Check(value)) throw new ValidationError('body', check, value)
+    return value
+  }
+  return (request) => {
+    // Elysia's content type: the header without parameters, '' when absent or with no body at all.
+    let contentType = request.body ? request.headers.get('content-type') ?? '' : ''
+    const semi = contentType.indexOf(';')
+    if (semi !== -1) contentType = contentType.substring(0, semi)
+    const read = bodyOf(request, contentType, limit, hint)
+    return read instanceof Promise ? read.then(checked, (error: unknown) => { throw new ParseError(error as Error) }) : checked(read)
+  }
 }
 
 function lane(app: AppLike, route: RouteLike, handler: (context: LeanContext) => unknown, options: LeanOptions): BunHandler {
   const { credentials, gate, recorder, errors, lifecycle, corsOrigins } = options
   const params = route.hooks?.params ? TypeCompiler.Compile(route.hooks.params) : null
+  const readBody = route.method === 'POST' ? bodyReader(route, options.bodyLimit) : null
   const scope = route.hooks?.authScope
   const cors = corsOrigins.length > 0
   return (request, server) => {
@@ -91,11 +129,12 @@ function lane(app: AppLike, route: RouteLike, handler: (context: LeanContext) =>
       recorder.finish(request, route.path, set.status, path, requestId)
       return response
     }
-    const failed = (error: unknown) => done(errors.render('UNKNOWN', error, path, route.path, request, set))
+    const failed = (error: unknown) => done(errors.render(error instanceof ParseError ? 'PARSE' : 'UNKNOWN', error, path, route.path, request, set))
     try {
       const answered: Awaitable<Response> = chain(gate?.decide(request, server, set.headers), () =>
         chain(scope ? credentials.authenticate(request, scope) : undefined, (principal: Principal | undefined) =>
-          chain(handler({ params: request.params, request, principal, set, path, route: route.path }) as Awaitable<unknown>, (result) => toResponse(result, set))))
+          chain(readBody?.(request), (body) =>
+            chain(handler({ params: request.params, request, body, principal, set, path, route: route.path }) as Awaitable<unknown>, (result) => toResponse(result, set)))))
       return answered instanceof Promise ? answered.then(done, failed) : done(answered)
     } catch (error) {
       return failed(error)

@@ -19,7 +19,7 @@ export const routeOptions = new Elysia({ name: 'platform/route-options' }).macro
   bodyLimit: declare<number>(),
   /** Added to the 415 for a body that is not JSON (another media type, or binary such as a pickle): where to turn instead. */
   notJsonHint: declare<string>(),
-  /** A hot GET answered by the platform's lean lane (lean.ts) from Bun's route table when served over HTTP. */
+  /** A hot GET or POST answered by the platform's lean lane (lean.ts) from Bun's route table when served over HTTP. */
   lean: declare<boolean>(),
 })
 
