@@ -1,9 +1,12 @@
-// The lean lane (src/platform/lean.ts) answers GET /v1/tasks/{id} and POST /v1/models/{name}/predict
-// over HTTP past Elysia's lifecycle.
+// The lean lane (src/platform/lean.ts) answers GET /v1/tasks/{id}, GET /v1/tasks and
+// POST /v1/models/{name}/predict over HTTP past Elysia's lifecycle.
 // Whatever it answers must be what Elysia answers for the same request: here the real server (lean
 // lane) and the same app in process (Elysia's pipeline) serve one database, and every case is asked
 // of both and compared — status, body, and every header but the date and a fresh request id.
 import { afterAll, describe, expect, test } from 'bun:test'
+import { Elysia } from 'elysia'
+import { queryReader } from '../src/platform/lean'
+import { TaskModel } from '../src/tasks/model'
 import { eventually } from './eventually'
 import { testApp } from './helpers'
 import { startServer } from './server'
@@ -79,6 +82,65 @@ describe('the lean lane answers as Elysia does', async () => {
       return found.length === 3 && found
     }, { what: 'the three access lines are written' })
     expect(JSON.parse(lines[0]!)).toMatchObject({ method: 'GET', route: '/v1/tasks/:id', path: `/v1/tasks/${task.id}`, status: 200, msg: 'request' })
+  })
+})
+
+describe('the lean lane reads a query as Elysia does', () => {
+  const read = queryReader(TaskModel.listQuery)!
+  const elysia = new Elysia().get('/v1/tasks', ({ query }) => query, { query: TaskModel.listQuery })
+  const asElysia = async (search: string) => (await elysia.handle(new Request(`http://localhost/v1/tasks${search}`))).json() as Promise<unknown>
+
+  // What clients send: the lane reads it, into exactly the object Elysia hands the handler.
+  test.each(['', '?', '?limit=5', '?limit=100&cursor=WzEsMSwxNzY0MzAxNzk5Nzk0LDgwXQ', '?completed=false&priority=high&sort=-due_date',
+    '?due_before=2031-01-31&due_after=2020-02-29&q=report', '?completed=true&limit=1'])('%p is read by the lane', async (search) => {
+    const query = read(`http://localhost/v1/tasks${search}`)
+    expect(query).not.toBeNull()
+    expect(query).toEqual(await asElysia(search) as Record<string, unknown>)
+  })
+
+  // Anything else is Elysia's to read (or to refuse with its 422).
+  test.each(['?limit=0', '?limit=101', '?limit=abc', '?limit=1e1', '?limit=007', '?limit=', '?limit=2&limit=3', '?q=two%20words', '?q=a+b',
+    '?completed=yes', '?priority=someday', '?due_before=2031-02-30', '?extra=1', '?limit', '?&limit=2'])('%p is left to Elysia', (search) => {
+    expect(read(`http://localhost/v1/tasks${search}`)).toBeNull()
+  })
+})
+
+describe('the lean lane answers lists as Elysia does', async () => {
+  const t = await testApp({ RATE_LIMIT: '1000/1000' })
+  const server = await startServer({ DATABASE_URL: t.config.databaseUrl, MODELS_DIR: t.config.modelsDir, RATE_LIMIT: '1000/1000' })
+  afterAll(async () => {
+    await server[Symbol.asyncDispose]()
+    await t[Symbol.asyncDispose]()
+  })
+  const key = await t.key('hana')
+  const writeOnly = await t.key('ivan', ['tasks:write'])
+  for (let i = 0; i < 5; i++) {
+    const json = { title: `report ${i}`, priority: i % 2 ? 'high' : 'normal', completed: i === 4, due_date: `2030-01-0${i + 1}` }
+    expect((await t.request('/v1/tasks', { method: 'POST', key, json })).status).toBe(201)
+  }
+  const first = (await (await t.request('/v1/tasks?limit=2', { key })).json()) as { next_cursor: string }
+
+  const cases: Array<[string, string, Record<string, string>, number]> = [
+    ['the first page', '/v1/tasks', { 'x-api-key': key }, 200],
+    ['a page of 2 and its cursor', '/v1/tasks?limit=2', { 'x-api-key': key }, 200],
+    ['the next page', `/v1/tasks?limit=2&cursor=${first.next_cursor}`, { authorization: `Bearer ${key}` }, 200],
+    ['filters and a sort', '/v1/tasks?completed=false&priority=high&sort=-due_date', { 'x-api-key': key }, 200],
+    ['dates and a search', '/v1/tasks?due_before=2030-01-04&due_after=2030-01-01&q=report', { 'x-api-key': key }, 200],
+    ['an encoded search (left to Elysia)', '/v1/tasks?q=report%203', { 'x-api-key': key }, 200],
+    ['a cursor that is not one: 422', '/v1/tasks?cursor=garbage', { 'x-api-key': key }, 422],
+    ['a limit past 100 (left to Elysia): 422', '/v1/tasks?limit=101', { 'x-api-key': key }, 422],
+    ['an unknown parameter (left to Elysia): 422', '/v1/tasks?colour=red', { 'x-api-key': key }, 422],
+    ['no key: 401', '/v1/tasks?limit=2', {}, 401],
+    ['a key without tasks:read: 403', '/v1/tasks', { 'x-api-key': writeOnly }, 403],
+  ]
+
+  test.each(cases)('%s', async (_, at, headers, status) => {
+    const ask = (base: string, send: (request: Request) => Promise<Response>) =>
+      send(new Request(`${base}${at}`, { headers: { ...headers, 'x-request-id': 'same' } })).then((r) => shape(r, true))
+    const [lean, elysia] = await Promise.all([ask(server.url, fetch), ask('http://localhost', (request) => t.app.handle(request))])
+    for (const s of [lean, elysia]) s.headers.ratelimit = String(s.headers.ratelimit ?? '').replace(/r=\d+/, 'r=N')
+    expect(lean.status).toBe(status)
+    expect(lean).toEqual(elysia)
   })
 })
 

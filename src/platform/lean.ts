@@ -8,6 +8,7 @@
 // before it has done anything, so Elysia answers it from the start.
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 import type { Server } from 'bun'
 import { ParseError, ValidationError } from 'elysia'
 import { hasProperty, hasTransform } from 'elysia/schema'
@@ -23,7 +24,7 @@ interface RouteLike {
   method: string
   path: string
   handler: unknown
-  hooks?: { lean?: boolean; params?: TSchema; body?: TSchema; bodyLimit?: number; notJsonHint?: string; authScope?: Requirement }
+  hooks?: { lean?: boolean; params?: TSchema; query?: TSchema; body?: TSchema; bodyLimit?: number; notJsonHint?: string; authScope?: Requirement }
 }
 
 interface AppLike {
@@ -45,6 +46,8 @@ export interface LeanOptions {
 /** What a lean route's handler is given: the parts of Elysia's context the lane provides, and no others. */
 export interface LeanContext {
   params: Record<string, string>
+  /** The query as Elysia gives it (defaults applied, values converted; `{}` for a route that declares none): only for a query the lane reads exactly so. */
+  query: Record<string, unknown>
   request: Request
   /** The JSON body as the route's schema accepted it (POST); undefined for a GET. */
   body: unknown
@@ -110,16 +113,67 @@ function bodyReader(route: RouteLike, serviceLimit: number): (request: Request) 
   }
 }
 
+// Query values the lane reads itself: unreserved characters only (nothing to percent-decode, no `+`),
+// integers written plainly. Any other query goes to Elysia, whose parsing and coercion decide it.
+const plainValue = /^[\w.~-]+$/
+const plainInteger = /^(0|[1-9]\d{0,14})$/
+type Convert = (raw: string) => unknown
+const HAND_OFF = Symbol('hand off')
+
+/** How the lane turns one query value into what Elysia's coercion makes of it; null for kinds it leaves to Elysia. */
+function converterOf(schema: TSchema): Convert | null {
+  const members = Array.isArray(schema.anyOf) ? (schema.anyOf as TSchema[]) : []
+  // Elysia's t.Integer is a union of a numeric string (decoded) and an integer.
+  if (schema.type === 'integer' || members.some((s) => s.type === 'integer')) return (raw) => (plainInteger.test(raw) ? Number(raw) : HAND_OFF)
+  if (schema.type === 'boolean') return (raw) => (raw === 'true' ? true : raw === 'false' ? false : HAND_OFF)
+  const strings = schema.type === 'string' || (members.length > 0 && members.every((s) => typeof s.const === 'string'))
+  return strings ? (raw) => raw : null
+}
+
+/**
+ * The query a GET route declares, read as Elysia reads it (its defaults, then its values as the schema
+ * wants them: a number for an integer, which Elysia decodes from its numeric string), or null for one the lane leaves to Elysia: a repeated, empty or encoded value, a name or
+ * kind it does not read, or a query the schema refuses (Elysia's 422 then names the field).
+ */
+export function queryReader(schema: TSchema | undefined): ((url: string) => Record<string, unknown> | null) | null {
+  if (!schema) return null
+  const converters = new Map<string, Convert | null>(Object.entries(schema.properties as Record<string, TSchema>).map(([name, s]) => [name, converterOf(s)]))
+  const defaults = Value.Default(schema, {}) as Record<string, unknown>
+  const check = TypeCompiler.Compile(schema)
+  return (url) => {
+    const query: Record<string, unknown> = {}
+    const mark = url.indexOf('?')
+    if (mark !== -1 && mark < url.length - 1) {
+      for (const pair of url.slice(mark + 1).split('&')) {
+        const eq = pair.indexOf('=')
+        const name = pair.slice(0, eq)
+        const convert = eq > 0 ? converters.get(name) : undefined
+        const raw = pair.slice(eq + 1)
+        if (!convert || name in query || !plainValue.test(raw)) return null
+        const value = convert(raw)
+        if (value === HAND_OFF) return null
+        query[name] = value
+      }
+    }
+    for (const name in defaults) if (query[name] === undefined) query[name] = defaults[name]
+    return check.Check(query) ? query : null
+  }
+}
+
 function lane(app: AppLike, route: RouteLike, handler: (context: LeanContext) => unknown, options: LeanOptions): BunHandler {
   const { credentials, gate, recorder, errors, lifecycle, corsOrigins } = options
   const params = route.hooks?.params ? TypeCompiler.Compile(route.hooks.params) : null
   const readBody = route.method === 'POST' ? bodyReader(route, options.bodyLimit) : null
+  const readQuery = queryReader(route.hooks?.query)
+  const noQuery: Record<string, unknown> = {}
   const scope = route.hooks?.authScope
   const cors = corsOrigins.length > 0
   return (request, server) => {
     if (!lifecycle.accepting || urlTooLong(request) || (cors && request.headers.has('origin')) || (params && !params.Check(request.params))) {
       return app.fetch(request)
     }
+    const query = readQuery ? readQuery(request.url) : noQuery
+    if (query === null) return app.fetch(request)
     const requestId = requestIdOf(request)
     const set: LeanContext['set'] = { status: 200, headers: { 'x-request-id': requestId } }
     recorder.begin(request)
@@ -134,7 +188,7 @@ function lane(app: AppLike, route: RouteLike, handler: (context: LeanContext) =>
       const answered: Awaitable<Response> = chain(gate?.decide(request, server, set.headers), () =>
         chain(scope ? credentials.authenticate(request, scope) : undefined, (principal: Principal | undefined) =>
           chain(readBody?.(request), (body) =>
-            chain(handler({ params: request.params, request, body, principal, set, path, route: route.path }) as Awaitable<unknown>, (result) => toResponse(result, set)))))
+            chain(handler({ params: request.params, query, request, body, principal, set, path, route: route.path }) as Awaitable<unknown>, (result) => toResponse(result, set)))))
       return answered instanceof Promise ? answered.then(done, failed) : done(answered)
     } catch (error) {
       return failed(error)

@@ -41,6 +41,7 @@ export function tasks(store: TaskStore, credentials: Credentials) {
     .get('', ({ query, principal }) => service.list(principal.owner, query), {
       auth: 'tasks:read',
       rateGroup: 'tasks',
+      lean: true,
       query: TaskModel.listQuery,
       response: { 200: page, ...readProblems },
       detail: { summary: 'List your tasks', description: 'Cursor-paginated; pass `next_cursor` back as `cursor` with the same sort.' },
