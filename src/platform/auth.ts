@@ -3,7 +3,7 @@
 // provider's access tokens) are checked before the body is read, so an anonymous caller
 // costs no upload and learns nothing from validation errors.
 import { Elysia } from 'elysia'
-import type { Awaitable } from './awaitable'
+import { chain, type Awaitable } from './awaitable'
 import type { OidcConfig } from '../config'
 import { HttpError } from './errors'
 import type { Logger } from './logger'
@@ -156,22 +156,38 @@ export class Credentials {
   /** The verified principal of a request's key or token, or null when it has none or a bad key (a bad token rejects); resolved once per request. */
   principalOf(request: Request): Awaitable<Principal | null> {
     const slots = request as Request & Slots
-    if (!(resolved in slots)) {
-      const token = this.tokenOf(request)
-      const raw = token ?? presentedKey(request.headers)
-      // A token's own refusals (401 invalid_token with the reason, 503 while the provider is down) are thrown as they are.
-      slots[resolved] = token !== null ? this.tokens!.cached(token) ?? this.tokens!.verify(token) : raw ? this.verify(raw) : null
-    }
+    if (!(resolved in slots)) slots[resolved] = this.resolve(request)
     return slots[resolved]!
+  }
+
+  private resolve(request: Request): Awaitable<Principal | null> {
+    const token = this.tokenOf(request)
+    const raw = token ?? presentedKey(request.headers)
+    // A token's own refusals (401 invalid_token with the reason, 503 while the provider is down) are thrown as they are.
+    return token !== null ? this.tokens!.cached(token) ?? this.tokens!.verify(token) : raw ? this.verify(raw) : null
   }
 
   /** The request's principal when it may use `scope`; else a 401 or 403 problem. */
   authenticate(request: Request, scope: Requirement): Awaitable<Principal> {
-    const principal = this.principalOf(request)
-    return principal instanceof Promise ? principal.then((found) => this.admit(request, found, scope)) : this.admit(request, principal, scope)
+    return chain(this.principalOf(request), (found) => {
+      const principal = this.refuseUnless(request, found, scope)
+      ;(request as Request & Slots)[admitted] = principal
+      return principal
+    })
   }
 
-  private admit(request: Request, principal: Principal | null, scope: Requirement): Principal {
+  /**
+   * As `authenticate`, for a caller that keeps the principal itself (the lean lane): nothing is
+   * kept on the request, so `principalFor` and `keyIdOf` know nothing of it.
+   */
+  check(request: Request, scope: Requirement): Awaitable<Principal> {
+    const slots = request as Request & Slots
+    // The rate gate may have resolved it already (it charges a known key's own bucket).
+    const found = resolved in slots ? slots[resolved]! : this.resolve(request)
+    return found instanceof Promise ? found.then((principal) => this.refuseUnless(request, principal, scope)) : this.refuseUnless(request, found, scope)
+  }
+
+  private refuseUnless(request: Request, principal: Principal | null, scope: Requirement): Principal {
     if (!principal) {
       if (!presentedKey(request.headers)) {
         throw new HttpError(401, `an API key is required (X-API-Key or Authorization: Bearer)${this.tokens ? ', or an access token of the identity provider' : ''}`, { headers: { 'www-authenticate': realm } })
@@ -183,7 +199,6 @@ export class Credentials {
         headers: { 'www-authenticate': `${realm}, error="insufficient_scope", scope="${scope}"` },
       })
     }
-    ;(request as Request & Slots)[admitted] = principal
     return principal
   }
 

@@ -161,34 +161,38 @@ export function queryReader(schema: TSchema | undefined): ((url: string) => Reco
 }
 
 function lane(app: AppLike, route: RouteLike, handler: (context: LeanContext) => unknown, options: LeanOptions): BunHandler {
-  const { credentials, gate, recorder, errors, lifecycle, corsOrigins } = options
+  const { credentials, gate, errors, lifecycle, corsOrigins } = options
   const params = route.hooks?.params ? TypeCompiler.Compile(route.hooks.params) : null
   const readBody = route.method === 'POST' ? bodyReader(route, options.bodyLimit) : null
   const readQuery = queryReader(route.hooks?.query)
   const noQuery: Record<string, unknown> = {}
   const scope = route.hooks?.authScope
   const cors = corsOrigins.length > 0
+  const recorder = options.recorder.route(route.method, route.path)
   return (request, server) => {
     if (!lifecycle.accepting || urlTooLong(request) || (cors && request.headers.has('origin')) || (params && !params.Check(request.params))) {
       return app.fetch(request)
     }
     const query = readQuery ? readQuery(request.url) : noQuery
     if (query === null) return app.fetch(request)
+    const started = options.recorder.start()
     const requestId = requestIdOf(request)
     const set: LeanContext['set'] = { status: 200, headers: { 'x-request-id': requestId } }
-    recorder.begin(request)
     securityHeaders(set.headers)
     const path = pathOf(request.url)
+    let principal: Principal | undefined
     const done = (response: Response) => {
-      recorder.finish(request, route.path, set.status, path, requestId)
+      recorder.record(started, set.status, path, requestId, principal?.keyId)
       return response
     }
     const failed = (error: unknown) => done(errors.render(error instanceof ParseError ? 'PARSE' : 'UNKNOWN', error, path, route.path, request, set))
+    const answer = (body: unknown) => chain(handler({ params: request.params, query, request, body, principal, set, path, route: route.path }) as Awaitable<unknown>, (result) => toResponse(result, set))
     try {
       const answered: Awaitable<Response> = chain(gate?.decide(request, server, set.headers), () =>
-        chain(scope ? credentials.authenticate(request, scope) : undefined, (principal: Principal | undefined) =>
-          chain(readBody?.(request), (body) =>
-            chain(handler({ params: request.params, query, request, body, principal, set, path, route: route.path }) as Awaitable<unknown>, (result) => toResponse(result, set)))))
+        chain(scope ? credentials.check(request, scope) : undefined, (admitted: Principal | undefined) => {
+          principal = admitted
+          return readBody ? chain(readBody(request), answer) : answer(undefined)
+        }))
       return answered instanceof Promise ? answered.then(done, failed) : done(answered)
     } catch (error) {
       return failed(error)

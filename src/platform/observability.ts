@@ -8,7 +8,7 @@ import Gauge from 'prom-client/lib/gauge'
 import Registry from 'prom-client/lib/registry'
 import { accessLog, type Logger } from './logger'
 import { processMetrics } from './process-metrics'
-import { readThrough, Tallies } from './tallies'
+import { readThrough, type Series, Tallies } from './tallies'
 
 // prom-client's defaults (process-metrics.ts) include these sums of the per-type gauges of the same name without
 // `_total`; a gauge must not end in `_total` (that suffix names a counter), so they are left out.
@@ -56,28 +56,58 @@ type Timed = Request & { [begun]?: number }
 /** What every request leaves behind: the in-flight gauge, its tallies by route and status, its access line. */
 export class RequestRecorder {
   private readonly access
+  private readonly routes = new Map<string, RouteRecorder>()
 
   constructor(private readonly telemetry: Telemetry, log: Logger, private readonly keyIdOf: (request: Request) => string | undefined) {
     this.access = accessLog(log)
   }
 
   begin(request: Request): void {
-    (request as Timed)[begun] = performance.now()
+    (request as Timed)[begun] = this.start()
+  }
+
+  /** Counts a request in flight; returns when it began, for its route recorder. */
+  start(): number {
     this.telemetry.inFlight++
+    return performance.now()
   }
 
   finish(request: Request, route: string, status: number, path: string, requestId: string | undefined): void {
     const started = (request as Timed)[begun]
     if (started === undefined) return
-    const seconds = (performance.now() - started) / 1000
-    const template = route || 'unmatched'
-    const method = request.method
-    const { telemetry } = this
-    telemetry.inFlight--
-    const series = telemetry.requests.of(`${method} ${template} ${status}`, () => ({ method, route: template, status: String(status) }))
-    telemetry.requests.observe(series, seconds)
-    this.access?.(requestId, method, template, path, status, seconds * 1000, this.keyIdOf(request))
+    const key = `${request.method} ${route}`
+    let recorder = this.routes.get(key)
+    if (!recorder) this.routes.set(key, (recorder = this.route(request.method, route)))
+    recorder.record(started, status, path, requestId, this.keyIdOf(request))
   }
+
+  /**
+   * The recorder of one method and route template, for a caller that keeps it (the lean lane): its
+   * series are found by status alone, and the caller passes when the request began and its key id.
+   */
+  route(method: string, route: string): RouteRecorder {
+    const template = route || 'unmatched'
+    const { telemetry, access } = this
+    const byStatus = new Map<number, Series>()
+    return {
+      record(started, status, path, requestId, keyId) {
+        const seconds = (performance.now() - started) / 1000
+        telemetry.inFlight--
+        let series = byStatus.get(status)
+        if (!series) {
+          series = telemetry.requests.of(`${method} ${template} ${status}`, () => ({ method, route: template, status: String(status) }))
+          byStatus.set(status, series)
+        }
+        telemetry.requests.observe(series, seconds)
+        access?.(requestId, method, template, path, status, seconds * 1000, keyId)
+      },
+    }
+  }
+}
+
+/** Records one finished request of its route: `started` is the performance.now() of its begin (which counted it in flight). */
+export interface RouteRecorder {
+  record(started: number, status: number, path: string, requestId: string | undefined, keyId: string | undefined): void
 }
 
 export function observability(telemetry: Telemetry, recorder: RequestRecorder) {

@@ -1,6 +1,7 @@
 // Routes of /v1/tasks: thin handlers over TaskService.
 import { Elysia, t } from 'elysia'
 import { auth, type Credentials } from '../platform/auth'
+import { chain } from '../platform/awaitable'
 import { problemResponses } from '../platform/errors'
 import { routeOptions } from '../platform/route-options'
 import { unchecked } from '../platform/unchecked'
@@ -47,8 +48,7 @@ export function tasks(store: TaskStore, credentials: Credentials) {
       detail: { summary: 'List your tasks', description: 'Cursor-paginated; pass `next_cursor` back as `cursor` with the same sort.' },
     })
     // Conditional headers are read off the request: asking Elysia for `headers` builds an object of all of them.
-    .get('/:id', async ({ params, request, principal, set }) => {
-      const task = await service.get(principal.owner, Number(params.id))
+    .get('/:id', ({ params, request, principal, set }) => chain(service.get(principal.owner, Number(params.id)), (task) => {
       const etag = etagOf(task)
       set.headers.etag = etag
       if (matchesNoneMatch(request.headers.get('if-none-match'), etag)) {
@@ -56,7 +56,7 @@ export function tasks(store: TaskStore, credentials: Credentials) {
         return undefined
       }
       return task
-    }, {
+    }), {
       auth: 'tasks:read',
       rateGroup: 'tasks',
       lean: true,

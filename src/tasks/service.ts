@@ -1,5 +1,6 @@
 // The rules of /v1/tasks over any TaskStore: defaults, merge patch, ETags,
 // optimistic concurrency, idempotent creates and opaque cursors.
+import { chain, type Awaitable } from '../platform/awaitable'
 import { HttpError, invalid } from '../platform/errors'
 import { isoTime } from '../platform/formats'
 import { PRIORITIES, SORTS, type Priority, type Sort, type TaskModel } from './model'
@@ -46,8 +47,6 @@ export interface IdempotentCreate {
 
 export type CreateResult = { row: TaskRow } | { replay: string } | { conflict: true }
 export type WriteResult = TaskRow | 'missing' | 'stale'
-
-type Awaitable<T> = T | Promise<T>
 
 /**
  * What the tasks feature needs from a database; SQLite and PostgreSQL implement it.
@@ -210,19 +209,22 @@ export class TaskService {
     return { task: toTask(result.row), replayed: false }
   }
 
-  async get(owner: string, id: number): Promise<TaskModel.Task> {
-    const row = await this.store.get(owner, id)
-    if (!row) throw notFound(id)
-    return toTask(row)
+  // Reads answer in the same step when the store does (SQLite): no promise, no microtask.
+  get(owner: string, id: number): Awaitable<TaskModel.Task> {
+    return chain(this.store.get(owner, id), (row) => {
+      if (!row) throw notFound(id)
+      return toTask(row)
+    })
   }
 
-  async list(owner: string, query: TaskModel.ListQuery): Promise<TaskModel.Page> {
+  list(owner: string, query: TaskModel.ListQuery): Awaitable<TaskModel.Page> {
     const filter = toFilter(query)
-    const rows = await this.store.list(owner, { ...filter, limit: filter.limit + 1 })
-    const more = rows.length > filter.limit
-    if (more) rows.pop()
-    const last = rows[rows.length - 1]
-    return { items: rows.map(toTask), next_cursor: more && last ? encodeCursor(filter.sort, last) : null }
+    return chain(this.store.list(owner, { ...filter, limit: filter.limit + 1 }), (rows) => {
+      const more = rows.length > filter.limit
+      if (more) rows.pop()
+      const last = rows[rows.length - 1]
+      return { items: rows.map(toTask), next_cursor: more && last ? encodeCursor(filter.sort, last) : null }
+    })
   }
 
   async replace(owner: string, id: number, input: TaskModel.Input, ifMatch: string | null): Promise<TaskModel.Task> {
