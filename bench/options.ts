@@ -19,6 +19,8 @@ export const usage = `usage: bun run bench [options]
   --duration SECONDS   measured time per scenario and target (default 8, less when more than
                        3 scenarios run, so a default run stays under 3 minutes; smoke 1)
   --warmup SECONDS     warm-up before each measurement (default 2; smoke 0.5)
+  --rounds N           split each measurement into N rounds (default 4, each at least 1 s) in which
+                       service, least work and ceiling take turns, so drift on a shared host weighs on all alike
   --connections N      concurrent connections (default 64; smoke 8)
   --generator NAME     autocannon (default, in-process) or wrk (needs the wrk binary)
   --check              fail when a scenario's ratio is below its floor in bench/floors.json (each
@@ -50,6 +52,8 @@ export interface Options {
   scenarios: Scenario[]
   durationSec: number
   warmupSec: number
+  /** Turns the three targets take within a scenario's measurement (see roundsOf in measure.ts). */
+  rounds: number
   connections: number
   generator: GeneratorName
   check: boolean
@@ -101,6 +105,7 @@ export function parseOptions(argv: string[]): Options | null {
       'service-preload': { type: 'string', multiple: true },
       'quiet-wait': { type: 'string' },
       retries: { type: 'string' },
+      rounds: { type: 'string' },
       keep: { type: 'boolean' },
       store: { type: 'string' },
       workers: { type: 'string' },
@@ -142,6 +147,7 @@ export function parseOptions(argv: string[]): Options | null {
     extras,
     durationSec: number('duration', values.duration, smoke ? 1 : Math.round(slot * 0.8), 0.5),
     warmupSec: number('warmup', values.warmup, smoke ? 0.5 : slot - Math.round(slot * 0.8), 0),
+    rounds: Math.round(number('rounds', values.rounds, smoke ? 1 : 4, 1)),
     connections: Math.round(number('connections', values.connections, smoke ? 8 : 64, 1)),
     generator,
     check: values.check ?? false,

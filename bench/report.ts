@@ -60,6 +60,8 @@ export interface RunMeta {
   connections: number
   durationSec: number
   warmupSec: number
+  /** The rounds each measurement was split into (older results: absent, one). */
+  rounds?: number
   logLevel: string
   /** Service --preload files (what-if experiments); empty for a plain run. */
   preloads: string[]
@@ -149,7 +151,8 @@ export function markdown(results: ScenarioResult[], meta: RunMeta): string {
       `${pair(s)} | ${pair(l)} | ${pair(c)} | ${cpu((m) => m.serverCpu)} | ${cpu((m) => m.generatorCpu)} |`)
   }
   lines.push('')
-  lines.push(`${meta.generator}, ${meta.connections} connections, ${meta.durationSec} s per measurement after ${meta.warmupSec} s warm-up; ` +
+  lines.push(`${meta.generator}, ${meta.connections} connections, ${meta.durationSec} s per measurement after ${meta.warmupSec} s warm-up` +
+    `${(meta.rounds ?? 1) > 1 ? `, in ${meta.rounds} rounds the three targets took turns in` : ''}; ` +
     `${meta.cores} cores (${meta.cpu})${meta.pinned ? ', servers pinned to core 0 and load generator to core 1' : ', not pinned'}; ` +
     `${int(meta.seed.tasks)} tasks over ${meta.seed.owners} owners; service LOG_LEVEL=${meta.logLevel}${meta.preloads.length ? `, with what-if preload ${meta.preloads.join(', ')}` : ''}; Bun ${meta.bun}; ${meta.date}.`)
   lines.push('Least work: bench/least-work.ts, a bare `Bun.serve` + `bun:sqlite` on the service\'s schema, indexes and seeded rows, doing only the work each request cannot avoid ' +

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, relative, resolve } from 'node:path'
-import type { ProfileWindow } from './measure.ts'
+import { type ProfileWindow, roundsOf } from './measure.ts'
 import type { Options } from './options.ts'
 import { svgChart } from './chart.ts'
 import { type Floor, floorLabel, floorMissed, GENERATOR_BOUND, markdown, ratio, ratioAgainst, type RunMeta, type ScenarioResult, terminalTable } from './report.ts'
@@ -45,6 +45,7 @@ export function runMeta(options: Options, seed: Seed, machine: { cores: number; 
     connections: options.connections,
     durationSec: options.durationSec,
     warmupSec: options.warmupSec,
+    rounds: roundsOf(options),
     logLevel: options.logLevel,
     preloads: options.preloads.map((f) => relative(root, f)),
     mode: options.smoke ? 'smoke' : 'full',
