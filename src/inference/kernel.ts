@@ -105,6 +105,8 @@ export class Kernel {
   private scratchPtr = 0
   private scratchBytes = 0
   private running = false
+  /** The last input view `inputs` made, reused while the memory and the rows' place are the same (one-row requests). */
+  private view: Float64Array<ArrayBuffer> | null = null
   private readonly live = new Map<Net | TreeNet, { ptr: number; bytes: number }>()
 
   private constructor(private readonly wasm: KernelExports, memoryLimit: number) {
@@ -112,7 +114,23 @@ export class Kernel {
     // Growth detaches the old ArrayBuffer, so every cached view is rebuilt right after it.
     this.heap = new Heap(wasm.memory, wasm.heapBase(), memoryLimit, () => {
       this.f64 = new Float64Array(wasm.memory.buffer)
+      this.view = null
     })
+  }
+
+  /** The `length` values from byte `ptr` of the kernel's memory, for a fill to write a chunk's inputs into. */
+  private inputs(ptr: number, length: number): Float64Array {
+    const view = this.view
+    if (view !== null && view.byteOffset === ptr && view.length === length) return view
+    return (this.view = this.f64.subarray(ptr / 8, ptr / 8 + length))
+  }
+
+  /** Copies `length` outputs from byte `ptr` into `result` at `at`: a few values by a loop, which costs less than a view. */
+  private outputs(ptr: number, length: number, result: Float64Array, at: number): void {
+    const f64 = this.f64
+    const from = ptr / 8
+    if (length > 64) result.set(f64.subarray(from, from + length), at)
+    else for (let i = 0; i < length; i++) result[at + i] = f64[from + i]!
   }
 
   /**
@@ -237,7 +255,7 @@ export class Kernel {
         const count = Math.min(chunk, rows - first)
         let src = this.scratchPtr
         let dst = src + bytesA
-        fill(this.f64.subarray(src / 8, src / 8 + count * net.nIn), first, count)
+        fill(this.inputs(src, count * net.nIn), first, count)
         for (const layer of net.layers) {
           layer.dense(src, count, layer.nIn, layer.w, layer.b, layer.nOut, dst, layer.relu)
           const n = count * layer.nOut
@@ -249,7 +267,7 @@ export class Kernel {
           }
           ;[src, dst] = [dst, src]
         }
-        result.set(this.f64.subarray(src / 8, src / 8 + count * net.nOut), first * net.nOut)
+        this.outputs(src, count * net.nOut, result, first * net.nOut)
       }
     })
   }
@@ -266,7 +284,7 @@ export class Kernel {
       const dst = src + inBytes
       for (let first = 0; first < rows; first += chunk) {
         const count = Math.min(chunk, rows - first)
-        fill(this.f64.subarray(src / 8, src / 8 + count * net.nIn), first, count)
+        fill(this.inputs(src, count * net.nIn), first, count)
         wasm.trees(src, count, net.nIn, nodes, vidx, values, list, nTrees, base, nOut, dst, net.mode, net.f32acc, net.mean)
         // Summed in float32, scored in float32: XGBoost's sigmoid and softmax run in float32.
         switch (net.link) {
@@ -275,7 +293,7 @@ export class Kernel {
           case 'normalize': wasm.normalize(dst, count, nOut); break
           case 'identity': break
         }
-        result.set(this.f64.subarray(dst / 8, dst / 8 + count * nOut), first * nOut)
+        this.outputs(dst, count * nOut, result, first * nOut)
       }
     })
   }

@@ -9,6 +9,7 @@ export const MAX_JSON_DEPTH = 64
 
 /** `application/json`, or any `application/*+json` (e.g. merge-patch), with optional parameters. */
 export function isJsonMediaType(contentType: string): boolean {
+  if (contentType === 'application/json') return true
   const semi = contentType.indexOf(';')
   const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase()
   return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))
@@ -22,7 +23,7 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
   const declared = request.headers.get('content-length')
   if (declared !== null) {
     if (Number(declared) > limit) throw tooLarge(limit)
-    return new Uint8Array(await request.arrayBuffer())
+    return await request.bytes()
   }
   // Chunked upload: count as it streams so an endless body is cut off early.
   const chunks: Uint8Array[] = []
