@@ -45,8 +45,14 @@ export function rawSelect<T>(db: SqliteDb, query: { toSQL(): { sql: string; para
   const names = params.map((param) => (param as { name?: string }).name)
   if (names.some((name) => name === undefined)) throw new Error('rawSelect takes placeholders only')
   const statement = db.$client.prepare(sql)
-  return (values: Record<string, unknown>): T[] => {
-    const args = names.map((name) => values[name!] ?? null) as Array<string | number | null>
-    return (statement.values(...args) as unknown[][]).map(row)
+  type Value = string | number | null
+  const rows = (found: unknown[][]) => found.map(row)
+  // Up to three placeholders (a read by id, the common lists) are passed as arguments, not spread from an array built per call.
+  const [a, b, c] = names as string[]
+  switch (names.length) {
+    case 1: return (values: Record<string, unknown>): T[] => rows(statement.values(values[a!] as Value ?? null))
+    case 2: return (values: Record<string, unknown>): T[] => rows(statement.values(values[a!] as Value ?? null, values[b!] as Value ?? null))
+    case 3: return (values: Record<string, unknown>): T[] => rows(statement.values(values[a!] as Value ?? null, values[b!] as Value ?? null, values[c!] as Value ?? null))
+    default: return (values: Record<string, unknown>): T[] => rows(statement.values(...(names.map((name) => values[name!] ?? null) as Value[])))
   }
 }
