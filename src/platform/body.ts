@@ -19,13 +19,16 @@ function tooLarge(limit: number): HttpError {
   return new HttpError(413, `the request body is larger than the limit of ${limit} bytes`)
 }
 
-async function readLimited(request: Request, limit: number): Promise<Uint8Array> {
+/** The body's bytes, refused (413) past `limit`: at once when Content-Length says so, else while it streams. */
+function readLimited(request: Request, limit: number): Promise<Uint8Array> {
   const declared = request.headers.get('content-length')
-  if (declared !== null) {
-    if (Number(declared) > limit) throw tooLarge(limit)
-    return await request.bytes()
-  }
-  // Chunked upload: count as it streams so an endless body is cut off early.
+  if (declared === null) return readChunked(request, limit)
+  if (Number(declared) > limit) return Promise.reject(tooLarge(limit))
+  return request.bytes()
+}
+
+// Chunked upload: count as it streams so an endless body is cut off early.
+async function readChunked(request: Request, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = []
   let size = 0
   for await (const chunk of request.body ?? []) {
@@ -108,14 +111,22 @@ export function looksPickleText(bytes: Uint8Array): boolean {
   return PICKLE_TEXT.test(String.fromCharCode.apply(null, bytes.subarray(0, 64) as unknown as number[]))
 }
 
-/** `hint`, which a route may declare, follows the 415's own words. */
-export async function readJson(request: Request, contentType: string, limit: number, hint?: string): Promise<unknown> {
-  const notJson = (what: string) => new HttpError(415, `${what}${hint ? `; ${hint}` : ''}`)
-  if (!isJsonMediaType(contentType)) throw notJson('the request body must be JSON (Content-Type: application/json)')
-  const bytes = await readLimited(request, limit)
+const notJson = (what: string, hint?: string) => new HttpError(415, `${what}${hint ? `; ${hint}` : ''}`)
+
+/**
+ * The bytes of a JSON request body (`readJson` in two steps, for a caller that goes on in the
+ * same step as the parse): a 415 for another media type and a 413 past `limit`, as a rejection.
+ */
+export function readJsonBytes(request: Request, contentType: string, limit: number, hint?: string): Promise<Uint8Array> {
+  if (!isJsonMediaType(contentType)) return Promise.reject(notJson('the request body must be JSON (Content-Type: application/json)', hint))
+  return readLimited(request, limit)
+}
+
+/** The JSON document in a body's bytes, or the 413, 415 or 400 that says why there is none. */
+export function parseJson(bytes: Uint8Array, limit: number, hint?: string): unknown {
   if (bytes.byteLength > limit) throw tooLarge(limit)
-  if (looksBinary(bytes)) throw notJson('the request body is binary data (a pickle or compressed file), not JSON')
-  if (looksPickleText(bytes)) throw notJson('the request body is a Python pickle (protocol 0 or 1), not JSON')
+  if (looksBinary(bytes)) throw notJson('the request body is binary data (a pickle or compressed file), not JSON', hint)
+  if (looksPickleText(bytes)) throw notJson('the request body is a Python pickle (protocol 0 or 1), not JSON', hint)
   let text: string
   try {
     text = decoder.decode(bytes)
@@ -135,6 +146,11 @@ export async function readJson(request: Request, contentType: string, limit: num
   }
   if (valueNestsDeeper(value, MAX_JSON_DEPTH)) throw deeper()
   return value
+}
+
+/** A request's JSON body, read strictly; `hint`, which a route may declare, follows a 415's own words. */
+export function readJson(request: Request, contentType: string, limit: number, hint?: string): Promise<unknown> {
+  return readJsonBytes(request, contentType, limit, hint).then((bytes) => parseJson(bytes, limit, hint))
 }
 
 const blank = /^\s*$/

@@ -3,7 +3,7 @@
 // into the error shape of a protocol a feature speaks under its own prefix (an ErrorRenderer it hands in).
 import { Elysia, ValidationError } from 'elysia'
 import type { Credentials } from './auth'
-import { readJson } from './body'
+import { parseJson, readJsonBytes } from './body'
 import { HttpError, isUnavailable, problem, type FieldError, type Problem } from './errors'
 import type { Lifecycle } from './lifecycle'
 import type { Logger } from './logger'
@@ -125,8 +125,14 @@ export function requestIdOf(request: Request): string {
  * `contentType` is the header without parameters, '' when there is none.
  */
 export function bodyOf(request: Request, contentType: string, limit: number, hint?: string): Promise<unknown> | null {
+  const bytes = bodyBytesOf(request, contentType, limit, hint)
+  return bytes && bytes.then((read) => parseJson(read, limit, hint))
+}
+
+/** `bodyOf` in two steps, for a caller that parses in the step it goes on in: null, or the bytes for parseJson. */
+export function bodyBytesOf(request: Request, contentType: string, limit: number, hint?: string): Promise<Uint8Array> | null {
   if (!contentType && (request.body === null || request.headers.get('content-length') === '0')) return null
-  return readJson(request, contentType, limit, hint)
+  return readJsonBytes(request, contentType, limit, hint)
 }
 
 /** Turns anything thrown while handling a request into its response: problem+json, or a prefix's own shape. */

@@ -15,7 +15,8 @@ import { hasProperty, hasTransform } from 'elysia/schema'
 import { chain, type Awaitable } from './awaitable'
 import type { Credentials } from './auth'
 import { pathOf, securityHeaders, urlTooLong, type RateGate } from './gateway'
-import { bodyOf, requestIdOf, type ErrorResponses } from './http'
+import { parseJson } from './body'
+import { bodyBytesOf, requestIdOf, type ErrorResponses } from './http'
 import type { Principal, Requirement } from './keys'
 import type { Lifecycle } from './lifecycle'
 import type { RequestRecorder } from './observability'
@@ -102,9 +103,10 @@ function hasBody(request: Request): boolean {
 
 /**
  * Reads a POST's body as Elysia's parse step does (the platform's strict JSON reader, `bodyOf`),
- * then checks it as its validation step does: a refused body is Elysia's own ValidationError.
+ * checks it as its validation step does (a refused body is Elysia's own ValidationError), and goes
+ * on with `next` in the same step as the parse.
  */
-function bodyReader(route: RouteLike, serviceLimit: number): (request: Request) => Awaitable<unknown> {
+function bodyReader(route: RouteLike, serviceLimit: number): (request: Request, next: (body: unknown) => Awaitable<Response>) => Awaitable<Response> {
   const schema = route.hooks?.body
   if (schema && alters(schema)) throw new Error(`${route.method} ${route.path}: a lean route's body schema may not set defaults or transforms`)
   const check = schema ? TypeCompiler.Compile(schema) : null
@@ -114,13 +116,23 @@ function bodyReader(route: RouteLike, serviceLimit: number): (request: Request) 
     if (check && !check.Check(value)) throw new ValidationError('body', check, value)
     return value
   }
-  return (request) => {
+  const unreadable = (error: unknown): never => {
+    throw new ParseError(error as Error)
+  }
+  const parsed = (bytes: Uint8Array) => {
+    try {
+      return parseJson(bytes, limit, hint)
+    } catch (error) {
+      return unreadable(error)
+    }
+  }
+  return (request, next) => {
     // Elysia's content type: the header without parameters, '' when absent or with no body at all.
     let contentType = hasBody(request) ? request.headers.get('content-type') ?? '' : ''
     const semi = contentType.indexOf(';')
     if (semi !== -1) contentType = contentType.substring(0, semi)
-    const read = bodyOf(request, contentType, limit, hint)
-    return read instanceof Promise ? read.then(checked, (error: unknown) => { throw new ParseError(error as Error) }) : checked(read)
+    const read = bodyBytesOf(request, contentType, limit, hint)
+    return read === null ? next(checked(null)) : read.then((bytes) => next(checked(parsed(bytes))), unreadable)
   }
 }
 
@@ -202,7 +214,7 @@ function lane(app: AppLike, route: RouteLike, handler: (context: LeanContext) =>
       const answered: Awaitable<Response> = chain(gate?.decide(request, server, set.headers), () =>
         chain(scope ? credentials.check(request, scope) : undefined, (admitted: Principal | undefined) => {
           principal = admitted
-          return readBody ? chain(readBody(request), answer) : answer(undefined)
+          return readBody ? readBody(request, answer) : answer(undefined)
         }))
       return answered instanceof Promise ? answered.then(done, failed) : done(answered)
     } catch (error) {
