@@ -3,21 +3,12 @@
 // view over it. Nothing else in the service touches the module's exports or raw pointers.
 import wasmPath from '../../wasm/build/kernel.wasm' with { type: 'file' }
 import { align, Heap, KERNEL_MEMORY_LIMIT, PAGE_BYTES } from './kernel-heap'
+import { type Activation, checkLayers, type DenseLayer } from './kernel-layers'
 import { layoutTrees, MODES, writeTrees } from './kernel-trees'
 import type { TreesSpec } from './model-trees'
 
 export { KERNEL_MEMORY_LIMIT, KernelMemoryError } from './kernel-heap'
-
-export type Activation = 'relu' | 'tanh' | 'sigmoid' | 'identity' | 'softmax'
-/** The activations the kernel implements; model-file.ts refuses a file naming any other. */
-export const ACTIVATIONS: readonly Activation[] = ['relu', 'tanh', 'sigmoid', 'identity', 'softmax']
-
-/** One dense layer as in a model file: `weights` is [nIn][nOut]. */
-export interface DenseLayer {
-  readonly weights: readonly (readonly number[])[]
-  readonly bias: readonly number[]
-  readonly activation: Activation
-}
+export { ACTIVATIONS, type Activation, type DenseLayer, ModelShapeError } from './kernel-layers'
 
 /**
  * Writes `count` input rows, starting at batch row `first`, into `input` (count*nIn values,
@@ -48,14 +39,6 @@ export function fillFrom(rows: readonly (readonly number[])[]): Fill {
       for (let i = 0; i < nIn; i++) input[o++] = row[i]!
     }
   }
-}
-
-/**
- * A layer list the kernel cannot lay out in memory. Files reach the kernel through parseModel, which
- * refuses every such shape with a message naming the field, so this only fires on a bug.
- */
-export class ModelShapeError extends Error {
-  override name = 'ModelShapeError'
 }
 
 /** out = x·w + b over `rows` rows, then v > 0 ? v : 0 where relu is 1; see wasm/assembly/index.ts for w's layout. */
@@ -335,26 +318,4 @@ class Net implements CompiledNet {
     this.widthB = Math.max(...layers.filter((_, k) => k % 2 === 0).map((l) => l.nOut))
     this.chunkRows = Math.max(4, Math.floor(CHUNK_BYTES / ((this.widthA + this.widthB) * 8) / 4) * 4)
   }
-}
-
-// Only what keeps reads and writes inside the net's region and the scratch: values, activation
-// names and class counts are the model file's rules (model-file.ts), which callers have checked.
-function checkLayers(layers: readonly DenseLayer[]): { nIn: number; nOut: number }[] {
-  if (layers.length === 0) throw new ModelShapeError('a network needs at least one layer')
-  let prevOut = -1
-  return layers.map((layer, k) => {
-    const at = `layers[${k}]`
-    const nIn = layer.weights.length
-    const nOut = layer.bias.length
-    if (nIn === 0) throw new ModelShapeError(`${at}.weights is empty`)
-    if (nOut === 0) throw new ModelShapeError(`${at}.bias is empty`)
-    if (prevOut >= 0 && nIn !== prevOut) {
-      throw new ModelShapeError(`${at}.weights has ${nIn} rows but layers[${k - 1}] has ${prevOut} outputs`)
-    }
-    layer.weights.forEach((row, i) => {
-      if (row.length !== nOut) throw new ModelShapeError(`${at}.weights[${i}] has ${row.length} values, expected ${nOut} (the bias length)`)
-    })
-    prevOut = nOut
-    return { nIn, nOut }
-  })
 }
