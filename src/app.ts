@@ -69,7 +69,7 @@ export function createApp({ config, database, log, keys = keyStore(database), cr
   routes.load(app.routes)
   // Served over HTTP, the routes that declare `lean` are answered from Bun's route table (platform/lean.ts).
   const served = app.config as { serve?: { routes?: Record<string, unknown> } }
-  served.serve = { ...served.serve, routes: { ...served.serve?.routes, ...leanRoutes(app, { credentials, gate, recorder, errors, lifecycle, corsOrigins: config.corsOrigins, bodyLimit: config.bodyLimit }) } }
+  served.serve = { ...served.serve, routes: { ...served.serve?.routes, ...leanRoutes(app, { credentials, gate, recorder, errors, lifecycle, routes, corsOrigins: config.corsOrigins, bodyLimit: config.bodyLimit }) } }
   return app
 }
 

@@ -2,10 +2,12 @@
 // Bun's own route table, past Elysia's per-request lifecycle. The platform's steps run inline, in
 // Elysia's order — request id, security headers, the rate gate, credentials, the JSON body (read
 // strictly and checked against the route's schema), the route's own handler, its response, then
-// tallies and the access line — with no context object, hook chain or after-response task per request. Elysia still owns each such route: its schema (OpenAPI, Eden), in-process
-// `app.handle`, and every request the lane does not take (while draining, with an Origin when CORS
-// is configured, an overlong URL, parameters its schema refuses), which the lane hands to Elysia
-// before it has done anything, so Elysia answers it from the start.
+// tallies and the access line — with no context object, hook chain or after-response task per
+// request, and no promise where the store and the credentials answer at once. Elysia still owns
+// each such route: its schema (OpenAPI, Eden), in-process `app.handle`, and every request the lane
+// does not take (while draining, with an Origin when CORS is configured, an overlong URL,
+// parameters its schema refuses), which the lane hands to Elysia before it has done anything, so
+// Elysia answers it from the start.
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
@@ -17,15 +19,16 @@ import type { Credentials } from './auth'
 import { pathOf, securityHeaders, urlTooLong, type RateGate } from './gateway'
 import { parseJson } from './body'
 import { bodyBytesOf, requestIdOf, type ErrorResponses } from './http'
-import type { Principal, Requirement } from './keys'
+import type { Principal } from './keys'
 import type { Lifecycle } from './lifecycle'
 import type { RequestRecorder } from './observability'
+import type { Declared, RouteTable } from './routes'
 
 interface RouteLike {
   method: string
   path: string
   handler: unknown
-  hooks?: { lean?: boolean; params?: TSchema; query?: TSchema; body?: TSchema; bodyLimit?: number; notJsonHint?: string; authScope?: Requirement }
+  hooks?: { lean?: boolean; params?: TSchema; query?: TSchema; body?: TSchema }
 }
 
 interface AppLike {
@@ -40,6 +43,8 @@ export interface LeanOptions {
   errors: ErrorResponses
   lifecycle: Lifecycle
   corsOrigins: readonly string[]
+  /** What each route declared for its body and credentials, as Elysia's own parse hook reads it. */
+  routes: RouteTable
   /** The service-wide body limit, for a route that declares none. */
   bodyLimit: number
 }
@@ -106,12 +111,12 @@ function hasBody(request: Request): boolean {
  * checks it as its validation step does (a refused body is Elysia's own ValidationError), and goes
  * on with `next` in the same step as the parse.
  */
-function bodyReader(route: RouteLike, serviceLimit: number): (request: Request, next: (body: unknown) => Awaitable<Response>) => Awaitable<Response> {
+function bodyReader(route: RouteLike, declared: Declared, serviceLimit: number): (request: Request, next: (body: unknown) => Awaitable<Response>) => Awaitable<Response> {
   const schema = route.hooks?.body
   if (schema && alters(schema)) throw new Error(`${route.method} ${route.path}: a lean route's body schema may not set defaults or transforms`)
   const check = schema ? TypeCompiler.Compile(schema) : null
-  const limit = route.hooks?.bodyLimit ?? serviceLimit
-  const hint = route.hooks?.notJsonHint
+  const limit = declared.bodyLimit ?? serviceLimit
+  const hint = declared.notJsonHint
   const checked = (value: unknown) => {
     if (check && !check.Check(value)) throw new ValidationError('body', check, value)
     return value
@@ -154,9 +159,10 @@ function converterOf(schema: TSchema): Convert | null {
 }
 
 /**
- * The query a GET route declares, read as Elysia reads it (its defaults, then its values as the schema
- * wants them: a number for an integer, which Elysia decodes from its numeric string), or null for one the lane leaves to Elysia: a repeated, empty or encoded value, a name or
- * kind it does not read, or a query the schema refuses (Elysia's 422 then names the field).
+ * The query a GET route declares, read as Elysia reads it (its defaults, then its values as the
+ * schema wants them: a number for an integer, which Elysia decodes from its numeric string), or null
+ * for one the lane leaves to Elysia: a repeated, empty or encoded value, a name or kind it does not
+ * read, or a query the schema refuses (Elysia's 422 then names the field).
  */
 export function queryReader(schema: TSchema | undefined): ((url: string) => Record<string, unknown> | null) | null {
   if (!schema) return null
@@ -186,10 +192,11 @@ export function queryReader(schema: TSchema | undefined): ((url: string) => Reco
 function lane(app: AppLike, route: RouteLike, handler: (context: LeanContext) => unknown, options: LeanOptions): BunHandler {
   const { credentials, gate, errors, lifecycle, corsOrigins } = options
   const params = route.hooks?.params ? TypeCompiler.Compile(route.hooks.params) : null
-  const readBody = route.method === 'POST' ? bodyReader(route, options.bodyLimit) : null
+  const declared = options.routes.declaredOf(route.method, route.path)
+  const readBody = route.method === 'POST' ? bodyReader(route, declared, options.bodyLimit) : null
   const readQuery = queryReader(route.hooks?.query)
   const noQuery: Record<string, unknown> = {}
-  const scope = route.hooks?.authScope
+  const scope = declared.scope
   const cors = corsOrigins.length > 0
   const recorder = options.recorder.route(route.method, route.path)
   return (request, server) => {
