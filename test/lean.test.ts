@@ -20,13 +20,36 @@ async function shape(response: Response, keepRequestId: boolean) {
   return { status: response.status, headers, body: text === '' ? '' : JSON.parse(text) as unknown }
 }
 
-describe('the lean lane answers as Elysia does', async () => {
+/**
+ * The same service twice on one database, over HTTP (where the lane answers) and in process
+ * (Elysia), stopped after the describe: `both` asks each the same request.
+ */
+async function servedTwice() {
   const t = await testApp({ RATE_LIMIT: '1000/1000' })
   const server = await startServer({ DATABASE_URL: t.config.databaseUrl, MODELS_DIR: t.config.modelsDir, RATE_LIMIT: '1000/1000' })
   afterAll(async () => {
     await server[Symbol.asyncDispose]()
     await t[Symbol.asyncDispose]()
   })
+  const both = async (at: string, init: RequestInit, keepRequestId = true) => {
+    const ask = (base: string, send: (request: Request) => Promise<Response>) => send(new Request(`${base}${at}`, init)).then((r) => shape(r, keepRequestId))
+    const answers = await Promise.all([ask(server.url, fetch), ask('http://localhost', (request) => t.app.handle(request))])
+    // The rate limit's remaining count differs (two processes, two buckets); its presence and policy do not.
+    for (const s of answers) s.headers.ratelimit = String(s.headers.ratelimit ?? '').replace(/r=\d+/, 'r=N')
+    return answers
+  }
+  /** http_requests_total of one series, as the HTTP server's /metrics shows it. */
+  const counted = async (method: string, route: string, status: number) => {
+    const text = await (await fetch(`${server.url}/metrics`)).text()
+    const series = `http_requests_total{method="${method}",route="${route}",status="${status}"} `
+    const line = text.split('\n').find((l) => l.startsWith(series))
+    return line === undefined ? 0 : Number(line.slice(series.length))
+  }
+  return { t, server, both, counted }
+}
+
+describe('the lean lane answers as Elysia does', async () => {
+  const { t, server, both, counted } = await servedTwice()
   const alice = await t.key('alice')
   const bob = await t.key('bob')
   const readless = await t.key('carol', ['tasks:write'])
@@ -50,12 +73,7 @@ describe('the lean lane answers as Elysia does', async () => {
 
   test.each(cases)('%s', async (_, path, headers, status) => {
     const keep = headers['x-request-id'] !== undefined && !headers['x-request-id'].includes(' ')
-    const [lean, elysia] = await Promise.all([
-      fetch(`${server.url}${path}`, { headers }).then((r) => shape(r, keep)),
-      t.app.handle(new Request(`http://localhost${path}`, { headers })).then((r) => shape(r, keep)),
-    ])
-    // The rate limit's remaining count differs (two processes, two buckets); its presence and policy do not.
-    for (const s of [lean, elysia]) s.headers.ratelimit = String(s.headers.ratelimit ?? '').replace(/r=\d+/, 'r=N')
+    const [lean, elysia] = await both(path, { headers }, keep)
     expect(lean.status).toBe(status)
     expect(lean).toEqual(elysia)
     if (!keep) expect((await fetch(`${server.url}${path}`, { headers })).headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
@@ -69,10 +87,7 @@ describe('the lean lane answers as Elysia does', async () => {
   })
 
   test('lean requests are counted and logged like any other', async () => {
-    const count = async () => {
-      const text = await (await fetch(`${server.url}/metrics`)).text()
-      return Number(/^http_requests_total\{method="GET",route="\/v1\/tasks\/:id",status="200"\} (\d+)$/m.exec(text)?.[1] ?? 0)
-    }
+    const count = () => counted('GET', '/v1/tasks/:id', 200)
     const before = await count()
     for (let i = 0; i < 3; i++) expect((await fetch(`${server.url}/v1/tasks/${task.id}`, { headers: { 'x-api-key': alice, 'x-request-id': `counted-${i}` } })).status).toBe(200)
     expect(await count()).toBe(before + 3)
@@ -106,12 +121,7 @@ describe('the lean lane reads a query as Elysia does', () => {
 })
 
 describe('the lean lane answers lists as Elysia does', async () => {
-  const t = await testApp({ RATE_LIMIT: '1000/1000' })
-  const server = await startServer({ DATABASE_URL: t.config.databaseUrl, MODELS_DIR: t.config.modelsDir, RATE_LIMIT: '1000/1000' })
-  afterAll(async () => {
-    await server[Symbol.asyncDispose]()
-    await t[Symbol.asyncDispose]()
-  })
+  const { t, both } = await servedTwice()
   const key = await t.key('hana')
   const writeOnly = await t.key('ivan', ['tasks:write'])
   for (let i = 0; i < 5; i++) {
@@ -135,22 +145,14 @@ describe('the lean lane answers lists as Elysia does', async () => {
   ]
 
   test.each(cases)('%s', async (_, at, headers, status) => {
-    const ask = (base: string, send: (request: Request) => Promise<Response>) =>
-      send(new Request(`${base}${at}`, { headers: { ...headers, 'x-request-id': 'same' } })).then((r) => shape(r, true))
-    const [lean, elysia] = await Promise.all([ask(server.url, fetch), ask('http://localhost', (request) => t.app.handle(request))])
-    for (const s of [lean, elysia]) s.headers.ratelimit = String(s.headers.ratelimit ?? '').replace(/r=\d+/, 'r=N')
+    const [lean, elysia] = await both(at, { headers: { ...headers, 'x-request-id': 'same' } })
     expect(lean.status).toBe(status)
     expect(lean).toEqual(elysia)
   })
 })
 
 describe('the lean lane answers predictions as Elysia does', async () => {
-  const t = await testApp({ RATE_LIMIT: '1000/1000' })
-  const server = await startServer({ DATABASE_URL: t.config.databaseUrl, MODELS_DIR: t.config.modelsDir, RATE_LIMIT: '1000/1000' })
-  afterAll(async () => {
-    await server[Symbol.asyncDispose]()
-    await t[Symbol.asyncDispose]()
-  })
+  const { t, server, both, counted } = await servedTwice()
   const key = await t.key('frank', ['predict'])
   const taskKey = await t.key('gina', ['tasks:write'])
   const json = 'application/json'
@@ -184,19 +186,13 @@ describe('the lean lane answers predictions as Elysia does', async () => {
   ]
 
   test.each(cases)('%s', async (_, at, headers, body, status) => {
-    const ask = (base: string, send: (request: Request) => Promise<Response>) =>
-      send(new Request(`${base}${at}`, { method: 'POST', headers: { ...headers, 'x-request-id': 'same' }, body: body as RequestInit['body'] })).then((r) => shape(r, true))
-    const [lean, elysia] = await Promise.all([ask(server.url, fetch), ask('http://localhost', (request) => t.app.handle(request))])
-    for (const s of [lean, elysia]) s.headers.ratelimit = String(s.headers.ratelimit ?? '').replace(/r=\d+/, 'r=N')
+    const [lean, elysia] = await both(at, { method: 'POST', headers: { ...headers, 'x-request-id': 'same' }, body: body as RequestInit['body'] })
     expect(lean.status).toBe(status)
     expect(lean).toEqual(elysia)
   })
 
   test('lean predictions are counted and logged like any other', async () => {
-    const count = async () => {
-      const text = await (await fetch(`${server.url}/metrics`)).text()
-      return Number(/^http_requests_total\{method="POST",route="\/v1\/models\/:name\/predict",status="422"\} (\d+)$/m.exec(text)?.[1] ?? 0)
-    }
+    const count = () => counted('POST', '/v1/models/:name/predict', 422)
     const before = await count()
     const response = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': json, 'x-request-id': 'predict-counted' }, body: '{"nope":1}' })
     expect(response.status).toBe(422)
