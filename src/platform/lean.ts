@@ -2,7 +2,7 @@
 // Bun's own route table, past Elysia's per-request lifecycle. The platform's steps run inline, in
 // Elysia's order — request id, security headers, the rate gate, credentials, the JSON body (read
 // strictly and checked against the route's schema), the route's own handler, its response, then
-// tallies and the access line — with no context object, hook chain or after-response task per
+// tallies and the access line — with no Elysia context, hook chain or after-response task per
 // request, and no promise where the store and the credentials answer at once. Elysia still owns
 // each such route: its schema (OpenAPI, Eden), in-process `app.handle`, and every request the lane
 // does not take (while draining, with an Origin when CORS is configured, an overlong URL,
@@ -14,14 +14,14 @@ import { Value } from '@sinclair/typebox/value'
 import type { Server } from 'bun'
 import { ParseError, ValidationError } from 'elysia'
 import { hasProperty, hasTransform } from 'elysia/schema'
-import { chain, type Awaitable } from './awaitable'
+import type { Awaitable } from './awaitable'
 import type { Credentials } from './auth'
 import { pathOf, securityHeaders, urlTooLong, type RateGate } from './gateway'
 import { parseJson } from './body'
 import { bodyBytesOf, requestIdOf, type ErrorResponses } from './http'
-import type { Principal } from './keys'
+import type { Principal, Requirement } from './keys'
 import type { Lifecycle } from './lifecycle'
-import type { RequestRecorder } from './observability'
+import type { RequestRecorder, RouteRecorder } from './observability'
 import type { Declared, RouteTable } from './routes'
 
 interface RouteLike {
@@ -189,16 +189,69 @@ export function queryReader(schema: TSchema | undefined): ((url: string) => Reco
   }
 }
 
+/** What every request of one lean route uses, resolved at start. */
+interface LaneParts {
+  route: string
+  handler: (context: LeanContext) => unknown
+  readBody: ReturnType<typeof bodyReader> | null
+  scope: Requirement | undefined
+  credentials: Credentials
+  errors: ErrorResponses
+  recorder: RouteRecorder
+}
+
+/**
+ * One request in the lane: its context and the steps after the rate gate, as methods, so that a
+ * request whose store and credentials answer at once allocates no closure on its way through.
+ */
+class Exchange {
+  constructor(private readonly lane: LaneParts, private readonly context: LeanContext, private readonly started: number, private readonly requestId: string) {}
+
+  /** Credentials, then the body (POST), the handler and its response. */
+  proceed(): Awaitable<Response> {
+    const { scope, credentials } = this.lane
+    const principal = scope ? credentials.check(this.context.request, scope) : undefined
+    return principal instanceof Promise ? principal.then((found) => this.admitted(found)) : this.admitted(principal)
+  }
+
+  private admitted(principal: Principal | undefined): Awaitable<Response> {
+    this.context.principal = principal
+    const { readBody } = this.lane
+    return readBody ? readBody(this.context.request, (body) => this.answer(body)) : this.answer(undefined)
+  }
+
+  private answer(body: unknown): Awaitable<Response> {
+    const { context } = this
+    context.body = body
+    const result = this.lane.handler(context) as Awaitable<unknown>
+    return result instanceof Promise ? result.then((value) => toResponse(value, context.set)) : toResponse(result, context.set)
+  }
+
+  /** Tallies and the access line, once the response is known. */
+  done(response: Response): Response {
+    const { context } = this
+    this.lane.recorder.record(this.started, context.set.status, context.path, this.requestId, context.principal?.keyId)
+    return response
+  }
+
+  failed(error: unknown): Response {
+    const { context } = this
+    return this.done(this.lane.errors.render(error instanceof ParseError ? 'PARSE' : 'UNKNOWN', error, context.path, context.route, context.request, context.set))
+  }
+}
+
 function lane(app: AppLike, route: RouteLike, handler: (context: LeanContext) => unknown, options: LeanOptions): BunHandler {
-  const { credentials, gate, errors, lifecycle, corsOrigins } = options
+  const { gate, lifecycle, corsOrigins } = options
   const params = route.hooks?.params ? TypeCompiler.Compile(route.hooks.params) : null
   const declared = options.routes.declaredOf(route.method, route.path)
-  const readBody = route.method === 'POST' ? bodyReader(route, declared, options.bodyLimit) : null
   const readQuery = queryReader(route.hooks?.query)
   const noQuery: Record<string, unknown> = {}
-  const scope = declared.scope
   const cors = corsOrigins.length > 0
-  const recorder = options.recorder.route(route.method, route.path)
+  const parts: LaneParts = {
+    route: route.path, handler, scope: declared.scope, credentials: options.credentials, errors: options.errors,
+    readBody: route.method === 'POST' ? bodyReader(route, declared, options.bodyLimit) : null,
+    recorder: options.recorder.route(route.method, route.path),
+  }
   return (request, server) => {
     if (!lifecycle.accepting || urlTooLong(request) || (cors && request.headers.has('origin')) || (params && !params.Check(request.params))) {
       return app.fetch(request)
@@ -209,23 +262,14 @@ function lane(app: AppLike, route: RouteLike, handler: (context: LeanContext) =>
     const requestId = requestIdOf(request)
     const set: LeanContext['set'] = { status: 200, headers: { 'x-request-id': requestId } }
     securityHeaders(set.headers)
-    const path = pathOf(request.url)
-    let principal: Principal | undefined
-    const done = (response: Response) => {
-      recorder.record(started, set.status, path, requestId, principal?.keyId)
-      return response
-    }
-    const failed = (error: unknown) => done(errors.render(error instanceof ParseError ? 'PARSE' : 'UNKNOWN', error, path, route.path, request, set))
-    const answer = (body: unknown) => chain(handler({ params: request.params, query, request, body, principal, set, path, route: route.path }) as Awaitable<unknown>, (result) => toResponse(result, set))
+    const context: LeanContext = { params: request.params, query, request, body: undefined, principal: undefined, set, path: pathOf(request.url), route: route.path }
+    const exchange = new Exchange(parts, context, started, requestId)
     try {
-      const answered: Awaitable<Response> = chain(gate?.decide(request, server, set.headers), () =>
-        chain(scope ? credentials.check(request, scope) : undefined, (admitted: Principal | undefined) => {
-          principal = admitted
-          return readBody ? readBody(request, answer) : answer(undefined)
-        }))
-      return answered instanceof Promise ? answered.then(done, failed) : done(answered)
+      const gated = gate?.decide(request, server, set.headers)
+      const answered = gated instanceof Promise ? gated.then(() => exchange.proceed()) : exchange.proceed()
+      return answered instanceof Promise ? answered.then((response) => exchange.done(response), (error: unknown) => exchange.failed(error)) : exchange.done(answered)
     } catch (error) {
-      return failed(error)
+      return exchange.failed(error)
     }
   }
 }

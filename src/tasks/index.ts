@@ -1,7 +1,7 @@
 // Routes of /v1/tasks: thin handlers over TaskService.
 import { Elysia, t } from 'elysia'
 import { auth, type Credentials } from '../platform/auth'
-import { chain } from '../platform/awaitable'
+import type { Awaitable } from '../platform/awaitable'
 import { problemResponses } from '../platform/errors'
 import { routeOptions } from '../platform/route-options'
 import { unchecked } from '../platform/unchecked'
@@ -11,6 +11,15 @@ import { etagOf, matchesNoneMatch, TaskService, type TaskStore } from './service
 // Built from typed rows by toTask: documented, not re-checked per response.
 const task = unchecked(TaskModel.task)
 const page = unchecked(TaskModel.page)
+
+/** A task with its ETag, or a 304 when If-None-Match already names it. */
+function conditional(task: TaskModel.Task, request: Request, set: { status?: number | string; headers: Record<string, unknown> }): TaskModel.Task | undefined {
+  const etag = etagOf(task)
+  set.headers.etag = etag
+  if (!matchesNoneMatch(request.headers.get('if-none-match'), etag)) return task
+  set.status = 304
+  return undefined
+}
 
 const readProblems = problemResponses(401, 403, 404, 422, 500)
 const writeProblems = problemResponses(400, 401, 403, 404, 412, 413, 415, 422, 500)
@@ -48,15 +57,12 @@ export function tasks(store: TaskStore, credentials: Credentials) {
       detail: { summary: 'List your tasks', description: 'Cursor-paginated; pass `next_cursor` back as `cursor` with the same sort.' },
     })
     // Conditional headers are read off the request: asking Elysia for `headers` builds an object of all of them.
-    .get('/:id', ({ params, request, principal, set }) => chain(service.get(principal.owner, Number(params.id)), (task) => {
-      const etag = etagOf(task)
-      set.headers.etag = etag
-      if (matchesNoneMatch(request.headers.get('if-none-match'), etag)) {
-        set.status = 304
-        return undefined
-      }
-      return task
-    }), {
+    .get('/:id', ({ params, request, principal, set }) => {
+      const task = service.get(principal.owner, Number(params.id))
+      // A closure only when the store answers later (PostgreSQL): a read from SQLite allocates none.
+      const answer: Awaitable<TaskModel.Task | undefined> = task instanceof Promise ? task.then((found) => conditional(found, request, set)) : conditional(task, request, set)
+      return answer
+    }, {
       auth: 'tasks:read',
       rateGroup: 'tasks',
       lean: true,

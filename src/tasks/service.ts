@@ -80,6 +80,11 @@ export function toTask(row: TaskRow): TaskModel.Task {
   }
 }
 
+const taskOrNotFound = (row: TaskRow | undefined, id: number): TaskModel.Task => {
+  if (!row) throw notFound(id)
+  return toTask(row)
+}
+
 export const etagOf = (task: { id: number; version: number }) => `"${task.id}.${task.version}"`
 
 /** The format check accepts 2024-02-30; only real calendar days pass here. */
@@ -211,10 +216,8 @@ export class TaskService {
 
   // Reads answer in the same step when the store does (SQLite): no promise, no microtask.
   get(owner: string, id: number): Awaitable<TaskModel.Task> {
-    return chain(this.store.get(owner, id), (row) => {
-      if (!row) throw notFound(id)
-      return toTask(row)
-    })
+    const row = this.store.get(owner, id)
+    return row instanceof Promise ? row.then((found) => taskOrNotFound(found, id)) : taskOrNotFound(row, id)
   }
 
   list(owner: string, query: TaskModel.ListQuery): Awaitable<TaskModel.Page> {
