@@ -4,6 +4,7 @@
 // 10 000-row batch never goes through an element-by-element schema walk.
 import { Type } from '@sinclair/typebox'
 import { t } from 'elysia'
+import { namedValues } from '../platform/named-values'
 
 /** Model names: what may appear in a URL and, with `.json`, as a file name in MODELS_DIR (never hidden). */
 export const MODEL_NAME = '^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$'
@@ -107,7 +108,7 @@ export namespace InferenceModel {
   })
 
   export const predictBody = t.Object({
-    features: t.Optional(t.Record(t.String(), t.Unknown({ description: 'A finite number; null is a missing value for tree models that learned where missing values go (summary `missing`)' }), {
+    features: t.Optional(namedValues(t.Unknown({ description: 'A finite number; null is a missing value for tree models that learned where missing values go (summary `missing`)' }), {
       description: 'One row by feature name; every feature of the model, no other',
       examples: [{ feature1: 1, feature2: 2, feature3: 0.5 }],
     })),
