@@ -114,8 +114,9 @@ export function looksPickleText(bytes: Uint8Array): boolean {
 const notJson = (what: string, hint?: string) => new HttpError(415, `${what}${hint ? `; ${hint}` : ''}`)
 
 /**
- * The bytes of a JSON request body (`readJson` in two steps, for a caller that goes on in the
- * same step as the parse): a 415 for another media type and a 413 past `limit`, as a rejection.
+ * The bytes of a JSON request body, the first of the two steps that read one (then `parseJson`):
+ * a 415 for another media type and a 413 past `limit`, as a rejection. `hint`, which a route may
+ * declare, follows a 415's own words.
  */
 export function readJsonBytes(request: Request, contentType: string, limit: number, hint?: string): Promise<Uint8Array> {
   if (!isJsonMediaType(contentType)) return Promise.reject(notJson('the request body must be JSON (Content-Type: application/json)', hint))
@@ -146,11 +147,6 @@ export function parseJson(bytes: Uint8Array, limit: number, hint?: string): unkn
   }
   if (valueNestsDeeper(value, MAX_JSON_DEPTH)) throw deeper()
   return value
-}
-
-/** A request's JSON body, read strictly; `hint`, which a route may declare, follows a 415's own words. */
-export function readJson(request: Request, contentType: string, limit: number, hint?: string): Promise<unknown> {
-  return readJsonBytes(request, contentType, limit, hint).then((bytes) => parseJson(bytes, limit, hint))
 }
 
 const blank = /^\s*$/

@@ -121,7 +121,7 @@ export function requestIdOf(request: Request): string {
 
 /**
  * The body of a request with a body, as the routes see it: null when it sends nothing at all (no
- * body to refuse: the route's schema decides), else its JSON, read strictly (`readJson`).
+ * body to refuse: the route's schema decides), else its JSON, read strictly (body.ts).
  * `contentType` is the header without parameters, '' when there is none.
  */
 export function bodyOf(request: Request, contentType: string, limit: number, hint?: string): Promise<unknown> | null {
