@@ -147,7 +147,9 @@ describe('what a prediction request may hold', () => {
     ['neither', {}, 'body', 'give features'],
     ['another field', { features: seed, model: 'x' }, 'body.model', ''],
     ['instances that are not an array', { instances: { a: 1 } }, 'body.instances', ''],
-    ['features that are not an object', { features: [1, 2, 3] }, 'body.features', ''],
+    ['features that are not an object', { features: [1, 2, 3] }, 'body.features', 'Expected object'],
+    ['features that are a string', { features: 'feature1=1' }, 'body.features', 'Expected object'],
+    ['features that are null', { features: null }, 'body.features', 'Expected object'],
   ])('refuses %s with 422 naming it', async (_, json, field, message) => {
     await using t = await testApp()
     const key = await t.key()
