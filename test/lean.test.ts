@@ -191,6 +191,23 @@ describe('the lean lane answers predictions as Elysia does', async () => {
     expect(lean).toEqual(elysia)
   })
 
+  test('a streamed (chunked) body is read as a declared one is, and cut off past the limit', async () => {
+    const streamOf = (text: string) => new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(text))
+        controller.close()
+      },
+    })
+    const send = (body: BodyInit) => fetch(`${server.url}${path}`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': json }, body })
+    const declared = await send(JSON.stringify({ features: row }))
+    const streamed = await send(streamOf(JSON.stringify({ features: row })))
+    expect(streamed.status).toBe(200)
+    expect(await streamed.json()).toEqual(await declared.json())
+    const tooBig = await send(streamOf(`{"instances":[${'1,'.repeat(4_500_000)}1]}`))
+    expect(tooBig.status).toBe(413)
+    expect(tooBig.headers.get('content-type')).toContain('application/problem+json')
+  })
+
   test('lean predictions are counted and logged like any other', async () => {
     const count = () => counted('POST', '/v1/models/:name/predict', 422)
     const before = await count()
