@@ -198,7 +198,7 @@ describe('the lean lane answers predictions as Elysia does', async () => {
         controller.close()
       },
     })
-    const send = (body: BodyInit) => fetch(`${server.url}${path}`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': json }, body })
+    const send = (body: RequestInit['body']) => fetch(`${server.url}${path}`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': json }, body })
     const declared = await send(JSON.stringify({ features: row }))
     const streamed = await send(streamOf(JSON.stringify({ features: row })))
     expect(streamed.status).toBe(200)
