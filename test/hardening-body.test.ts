@@ -86,6 +86,35 @@ describe('a JSON body nested deeper than 64 levels', () => {
   })
 })
 
+describe('prediction bodies, read by Bun\'s own parser (nativeJson)', () => {
+  const detailOf = async (response: Response) => {
+    expect(response.status).toBe(400)
+    const body = (await response.json()) as { detail?: string; error?: string }
+    return body.detail ?? body.error
+  }
+  const notUtf8 = (json: string) => {
+    const bytes = new TextEncoder().encode(json)
+    bytes[bytes.indexOf(0x5f)] = 0xff // the first _
+    return bytes as unknown as string
+  }
+
+  test.each(['/v1/models/iris-logistic/predict', '/v1/predict'])('POST %s: a name that is not UTF-8 is the 400 for invalid UTF-8, a pickle a 400 in the parser\'s words', async (path) => {
+    expect(await detailOf(await post(path, notUtf8('{"features":{"a_b":1}}')))).toBe('the request body is not valid UTF-8 (or holds U+FFFD, the character that stands for bytes that are not)')
+    const pickle = new Uint8Array([0x80, 0x04, 0x95, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x7d, 0x94, 0x2e])
+    expect(await detailOf(await post(path, pickle as unknown as string))).toStartWith('the request body is not valid JSON: JSON Parse error:')
+  })
+
+  test('the /v2 shape says the same, for a tensor name that is not UTF-8', async () => {
+    const body = notUtf8(JSON.stringify({ inputs: [{ name: 'in_put', shape: [1, 4], datatype: 'FP64', data: [5.1, 3.5, 1.4, 0.2] }] }))
+    expect(await detailOf(await post('/v2/models/iris-logistic/infer', body))).toBe('the request body is not valid UTF-8 (or holds U+FFFD, the character that stands for bytes that are not)')
+  })
+
+  test('other routes keep the strict reader: a pickle sent as JSON to POST /v1/tasks is a 415', async () => {
+    const response = await post('/v1/tasks', new Uint8Array([0x80, 0x04, 0x95, 0x10, 0, 0, 0]) as unknown as string)
+    expect(response.status).toBe(415)
+  })
+})
+
 describe('faults on the real server', () => {
   test('a handler that fails unexpectedly answers problem+json 500 without stack, paths or SQL', async () => {
     const db = new Database(join(dir, 'app.sqlite'))

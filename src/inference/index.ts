@@ -123,6 +123,7 @@ export function inference({ config, credentials, telemetry, lifecycle, readiness
     .post('/v1/models/:name/predict', ({ params, body }) => service.predict(params.name, body), {
       auth: 'predict',
       lean: true,
+      nativeJson: true,
       rateGroup: 'inference',
       bodyLimit: BATCH_BODY_LIMIT,
       params: InferenceModel.params,
@@ -137,6 +138,7 @@ export function inference({ config, credentials, telemetry, lifecycle, readiness
     })
     .post('/v1/predict', ({ body }) => service.predictSeed(body), {
       auth: 'predict',
+      nativeJson: true,
       rateGroup: 'inference',
       body: InferenceModel.seedBody,
       parse: 'json',
@@ -183,6 +185,7 @@ export function inference({ config, credentials, telemetry, lifecycle, readiness
     })
     .post('/v2/models/:name/infer', ({ params, body }) => service.infer(params.name, body), {
       auth: 'predict',
+      nativeJson: true,
       rateGroup: 'inference',
       bodyLimit: BATCH_BODY_LIMIT,
       params: InferenceModel.params,

@@ -3,11 +3,11 @@
 // into the error shape of a protocol a feature speaks under its own prefix (an ErrorRenderer it hands in).
 import { Elysia, ValidationError } from 'elysia'
 import type { Credentials } from './auth'
-import { parseJson, readJsonBytes } from './body'
+import { parseJson, readJsonBytes, readJsonNative } from './body'
 import { HttpError, isUnavailable, problem, type FieldError, type Problem } from './errors'
 import type { Lifecycle } from './lifecycle'
 import type { Logger } from './logger'
-import type { RouteTable } from './routes'
+import type { Declared, RouteTable } from './routes'
 
 const saneRequestId = /^[\w.:@/+=-]{1,128}$/
 const bodyless = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS'])
@@ -121,18 +121,22 @@ export function requestIdOf(request: Request): string {
 
 /**
  * The body of a request with a body, as the routes see it: null when it sends nothing at all (no
- * body to refuse: the route's schema decides), else its JSON, read strictly (body.ts).
- * `contentType` is the header without parameters, '' when there is none.
+ * body to refuse: the route's schema decides), else its JSON, read strictly (body.ts), or by Bun's
+ * parser where the route declares `nativeJson`. `contentType` is the header without parameters, '' when there is none.
  */
-export function bodyOf(request: Request, contentType: string, limit: number, hint?: string): Promise<unknown> | null {
-  const bytes = bodyBytesOf(request, contentType, limit, hint)
-  return bytes && bytes.then((read) => parseJson(read, limit, hint))
+export function bodyOf(request: Request, contentType: string, declared: Declared, serviceLimit: number): Promise<unknown> | null {
+  const limit = declared.bodyLimit ?? serviceLimit
+  if (declared.nativeJson) return noBody(request, contentType) ? null : readJsonNative(request, contentType, limit, declared.notJsonHint)
+  const bytes = bodyBytesOf(request, contentType, limit, declared.notJsonHint)
+  return bytes && bytes.then((read) => parseJson(read, limit, declared.notJsonHint))
 }
+
+/** Nothing sent at all: no content type, and no body or an empty one. */
+const noBody = (request: Request, contentType: string) => !contentType && (request.body === null || request.headers.get('content-length') === '0')
 
 /** `bodyOf` in two steps, for a caller that parses in the step it goes on in: null, or the bytes for parseJson. */
 export function bodyBytesOf(request: Request, contentType: string, limit: number, hint?: string): Promise<Uint8Array> | null {
-  if (!contentType && (request.body === null || request.headers.get('content-length') === '0')) return null
-  return readJsonBytes(request, contentType, limit, hint)
+  return noBody(request, contentType) ? null : readJsonBytes(request, contentType, limit, hint)
 }
 
 /** Turns anything thrown while handling a request into its response: problem+json, or a prefix's own shape. */
@@ -165,8 +169,8 @@ export function http({ bodyLimit, routes, log, lifecycle, credentials, renderers
       const declared = routes.declaredOf(request.method, route)
       // A caller without valid credentials is refused before a byte of its body is read.
       const admitted = credentials && declared.scope ? credentials.authenticate(request, declared.scope) : null
-      if (admitted instanceof Promise) return admitted.then(() => bodyOf(request, contentType, declared.bodyLimit ?? bodyLimit, declared.notJsonHint))
-      return bodyOf(request, contentType, declared.bodyLimit ?? bodyLimit, declared.notJsonHint)
+      if (admitted instanceof Promise) return admitted.then(() => bodyOf(request, contentType, declared, bodyLimit))
+      return bodyOf(request, contentType, declared, bodyLimit)
     })
     .onError({ as: 'global' }, ({ code, error, path, route, request, set }) => errors.render(code, error, path, route, request, set as { status?: unknown; headers: SetHeaders }))
 }

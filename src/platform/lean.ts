@@ -18,7 +18,7 @@ import type { Awaitable } from './awaitable'
 import type { Credentials } from './auth'
 import { pathOf, securityHeaders, urlTooLong, type RateGate } from './gateway'
 import { parseJson } from './body'
-import { bodyBytesOf, requestIdOf, type ErrorResponses } from './http'
+import { bodyBytesOf, bodyOf, requestIdOf, type ErrorResponses } from './http'
 import type { Principal, Requirement } from './keys'
 import type { Lifecycle } from './lifecycle'
 import type { RequestRecorder, RouteRecorder } from './observability'
@@ -107,7 +107,7 @@ function hasBody(request: Request): boolean {
 }
 
 /**
- * Reads a POST's body as Elysia's parse step does (the platform's strict JSON reader, `bodyOf`),
+ * Reads a POST's body as Elysia's parse step does (`bodyOf`: the platform's strict JSON reader, or Bun's parser for a route that declares `nativeJson`),
  * checks it as its validation step does (a refused body is Elysia's own ValidationError), and goes
  * on with `next` in the same step as the parse.
  */
@@ -136,6 +136,10 @@ function bodyReader(route: RouteLike, declared: Declared, serviceLimit: number):
     let contentType = hasBody(request) ? request.headers.get('content-type') ?? '' : ''
     const semi = contentType.indexOf(';')
     if (semi !== -1) contentType = contentType.substring(0, semi)
+    if (declared.nativeJson) {
+      const body = bodyOf(request, contentType, declared, serviceLimit)
+      return body === null ? next(checked(null)) : body.then((value) => next(checked(value)), unreadable)
+    }
     const read = bodyBytesOf(request, contentType, limit, hint)
     return read === null ? next(checked(null)) : read.then((bytes) => next(checked(parsed(bytes))), unreadable)
   }

@@ -16,6 +16,8 @@ interface RouteLike {
 export interface Declared {
   bodyLimit?: number
   notJsonHint?: string
+  /** Read by Bun's parser (route-options.ts `nativeJson`). */
+  nativeJson?: boolean
   scope?: Requirement
 }
 
@@ -44,8 +46,8 @@ export class RouteTable {
       if (hooks?.bodyLimit !== undefined && hooks.bodyLimit > MAX_ROUTE_BODY_LIMIT) {
         throw new Error(`${verb} ${path} declares a body limit past MAX_ROUTE_BODY_LIMIT (${MAX_ROUTE_BODY_LIMIT} bytes)`)
       }
-      if (hooks?.bodyLimit !== undefined || hooks?.notJsonHint !== undefined || hooks?.authScope !== undefined) {
-        this.declared.set(`${verb} ${path}`, { bodyLimit: hooks.bodyLimit, notJsonHint: hooks.notJsonHint, scope: hooks.authScope })
+      if (hooks?.bodyLimit !== undefined || hooks?.notJsonHint !== undefined || hooks?.nativeJson !== undefined || hooks?.authScope !== undefined) {
+        this.declared.set(`${verb} ${path}`, { bodyLimit: hooks.bodyLimit, notJsonHint: hooks.notJsonHint, nativeJson: hooks.nativeJson, scope: hooks.authScope })
       }
       if (hooks?.rateGroup !== undefined) {
         const param = path.indexOf(':')
