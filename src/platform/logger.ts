@@ -7,15 +7,18 @@ export type Logger = pino.Logger
 // Loggers made here, which write to stdout: only those get the hand-formatted access line.
 const destinations = new WeakSet<Logger>()
 
-// Access lines are gathered into one string and written through Bun's own stdout writer every
-// 100 ms (or every 64 KiB, and at exit): whole lines, so they interleave with pino's only between lines.
+// Access lines are kept as their fields and formatted together, then written through Bun's own
+// stdout writer, every 100 ms (or every 256 lines, and at exit): whole lines, so they interleave with
+// pino's only between lines. Formatting them in one loop costs less than a line in each request.
 let accessSink: ReturnType<typeof Bun.stdout.writer> | null = null
-let pending = ''
+const formatters: Array<() => string> = []
 
 function flushPending(): void {
-  if (pending === '' || !accessSink) return
-  accessSink.write(pending)
-  pending = ''
+  if (!accessSink) return
+  let text = ''
+  for (const format of formatters) text += format()
+  if (text === '') return
+  accessSink.write(text)
   accessSink.flush()
 }
 
@@ -60,15 +63,29 @@ export function accessLog(log: Logger): AccessLog | null {
   const routes = new Map<string, string>()
   let lastMs = -1
   let lastTime = ''
-  return (requestId, method, route, path, status, durationMs, keyId) => {
-    const now = Date.now()
-    if (now !== lastMs) {
-      lastMs = now
-      lastTime = new Date(now).toISOString()
+  // Eight fields per line, in the order of the function's parameters, the time first.
+  let fields: unknown[] = []
+  formatters.push(() => {
+    const taken = fields
+    fields = []
+    let text = ''
+    for (let i = 0; i < taken.length; i += 8) {
+      const now = taken[i] as number
+      if (now !== lastMs) {
+        lastMs = now
+        lastTime = new Date(now).toISOString()
+      }
+      const requestId = taken[i + 1] as string | undefined
+      const route = taken[i + 3] as string
+      const keyId = taken[i + 7] as string | undefined
+      let routeJson = routes.get(route)
+      if (routeJson === undefined) routes.set(route, (routeJson = JSON.stringify(route)))
+      text += `${prefix}${lastTime}","requestId":${requestId === undefined ? 'null' : quoted(requestId)},"method":"${taken[i + 2] as string}","route":${routeJson},"path":${quoted(taken[i + 4] as string)},"status":${taken[i + 5] as number},"durationMs":${Math.round((taken[i + 6] as number) * 100) / 100},"keyId":${keyId ? `"${keyId}"` : 'null'},"msg":"request"}\n`
     }
-    let routeJson = routes.get(route)
-    if (routeJson === undefined) routes.set(route, (routeJson = JSON.stringify(route)))
-    pending += `${prefix}${lastTime}","requestId":${requestId === undefined ? 'null' : quoted(requestId)},"method":"${method}","route":${routeJson},"path":${quoted(path)},"status":${status},"durationMs":${Math.round(durationMs * 100) / 100},"keyId":${keyId ? `"${keyId}"` : 'null'},"msg":"request"}\n`
-    if (pending.length >= 64 * 1024) flushPending()
+    return text
+  })
+  return (requestId, method, route, path, status, durationMs, keyId) => {
+    fields.push(Date.now(), requestId, method, route, path, status, durationMs, keyId)
+    if (fields.length >= 8 * 256) flushPending()
   }
 }
