@@ -41,3 +41,15 @@ describe('bench rounds', () => {
     expect(combined([only])).toEqual(only)
   })
 })
+
+describe('bench measurement length', () => {
+  test('a default run shortens each measurement to fit its budget; --check never does', async () => {
+    const { parseOptions } = await import('../bench/options.ts')
+    const all = parseOptions([])!
+    expect(all.scenarios.length).toBeGreaterThan(3)
+    expect(all.durationSec + all.warmupSec).toBeLessThan(10)
+    const checked = parseOptions(['--check'])!
+    expect([checked.durationSec, checked.warmupSec]).toEqual([8, 2])
+    expect(parseOptions(['--check', '--duration', '3'])!.durationSec).toBe(3)
+  })
+})
