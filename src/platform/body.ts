@@ -43,21 +43,45 @@ const [QUOTE, BACKSLASH, OPEN_ARRAY, CLOSE_ARRAY, OPEN_OBJECT, CLOSE_OBJECT] = [
 
 /** The same rule for a value already parsed (a WebSocket message): arrays and objects deeper than `limit`. */
 export function valueNestsDeeper(value: unknown, limit: number): boolean {
-  if (typeof value !== 'object' || value === null) return false
-  if (limit === 0) return true
-  // Plain loops, no arrays of values: a batch body is thousands of numbers, looked at once each.
+  return flawOf(value, limit, false) === DEEP
+}
+
+const REPLACEMENT = '\ufffd'
+const [SOUND, DEEP, REPLACED] = [0, 1, 2]
+
+/**
+ * DEEP when arrays and objects nest deeper than `limit`, REPLACED when `replacements` is asked for
+ * and a string or name holds U+FFFD, else SOUND: one walk for both rules.
+ */
+function flawOf(value: unknown, limit: number, replacements: boolean): number {
+  if (typeof value === 'string') return replacements && value.includes(REPLACEMENT) ? REPLACED : SOUND
+  if (typeof value !== 'object' || value === null) return SOUND
+  if (limit === 0) return DEEP
+  // A batch is thousands of numbers: runs of them are skipped in a loop of their own.
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const child: unknown = value[i]
-      if (typeof child === 'object' && child !== null && valueNestsDeeper(child, limit - 1)) return true
+    const n = value.length
+    for (let i = numbersFrom(value, 0); i < n; i = numbersFrom(value, i + 1)) {
+      const flaw = flawOf(value[i], limit - 1, replacements)
+      if (flaw !== SOUND) return flaw
     }
-    return false
+    return SOUND
   }
   for (const key in value) {
+    if (replacements && key.includes(REPLACEMENT)) return REPLACED
     const child = (value as Record<string, unknown>)[key]
-    if (typeof child === 'object' && child !== null && valueNestsDeeper(child, limit - 1)) return true
+    if (typeof child !== 'number') {
+      const flaw = flawOf(child, limit - 1, replacements)
+      if (flaw !== SOUND) return flaw
+    }
   }
-  return false
+  return SOUND
+}
+
+/** The index of the first value from `i` on that is not a number (the length when there is none): a loop without calls. */
+function numbersFrom(array: readonly unknown[], i: number): number {
+  const n = array.length
+  while (i < n && typeof array[i] === 'number') i++
+  return i
 }
 
 /**
@@ -143,7 +167,7 @@ export function parseJson(bytes: Uint8Array, limit: number, hint?: string): unkn
     // Only a body that does not parse can be blank: no copy of every body to find out.
     if (blank.test(text)) throw empty()
     if (nestsDeeper(bytes, MAX_JSON_DEPTH)) throw deeper()
-    throw new HttpError(400, `the request body is not valid JSON: ${(error as Error).message}`)
+    return unparsed(error)
   }
   if (valueNestsDeeper(value, MAX_JSON_DEPTH)) throw deeper()
   return value
@@ -186,43 +210,8 @@ function unparsed(error: unknown): never {
   throw new HttpError(400, `the request body is not valid JSON: ${(error as Error).message}`)
 }
 
-const REPLACEMENT = '\ufffd'
-const [SOUND, DEEP, REPLACED] = [0, 1, 2]
-
-/** DEEP when arrays and objects nest deeper than `limit`, REPLACED when a string or name holds U+FFFD, else SOUND. */
-function flawOf(value: unknown, limit: number): number {
-  if (typeof value === 'string') return value.includes(REPLACEMENT) ? REPLACED : SOUND
-  if (typeof value !== 'object' || value === null) return SOUND
-  if (limit === 0) return DEEP
-  // A batch is thousands of numbers: runs of them are skipped in a loop of their own.
-  if (Array.isArray(value)) {
-    const n = value.length
-    for (let i = numbersFrom(value, 0); i < n; i = numbersFrom(value, i + 1)) {
-      const flaw = flawOf(value[i], limit - 1)
-      if (flaw !== SOUND) return flaw
-    }
-    return SOUND
-  }
-  for (const key in value) {
-    if (key.includes(REPLACEMENT)) return REPLACED
-    const child = (value as Record<string, unknown>)[key]
-    if (typeof child !== 'number') {
-      const flaw = flawOf(child, limit - 1)
-      if (flaw !== SOUND) return flaw
-    }
-  }
-  return SOUND
-}
-
-/** The index of the first value from `i` on that is not a number (the length when there is none): a loop without calls. */
-function numbersFrom(array: readonly unknown[], i: number): number {
-  const n = array.length
-  while (i < n && typeof array[i] === 'number') i++
-  return i
-}
-
 function sound(value: unknown): unknown {
-  const flaw = flawOf(value, MAX_JSON_DEPTH)
+  const flaw = flawOf(value, MAX_JSON_DEPTH, true)
   if (flaw === DEEP) throw deeper()
   if (flaw === REPLACED) throw new HttpError(400, 'the request body is not valid UTF-8 (or holds U+FFFD, the character that stands for bytes that are not)')
   return value
